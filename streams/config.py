@@ -60,6 +60,8 @@ class ProcessingSettings(BaseModel):
     contact_expiry_seconds: PositiveSeconds = 4 * 3600.0
     # Event ids of finished contacts are kept this long (event time) to drop late duplicates.
     dedupe_retention_seconds: PositiveSeconds = 2 * 3600.0
+    # An ended contact waits this long for contact.wrapup_ended before it is done without handle time.
+    wrapup_timeout_seconds: PositiveSeconds = 1800.0
     # How often (seconds) a snapshot per queue goes to callpulse.queue-stats.
     queue_stats_interval_seconds: PositiveSeconds = 15.0
 

@@ -1,0 +1,422 @@
+"""Per-contact lifecycle: from a contact's events to its facts, outcome records and status.
+
+Pure functions over a plain-dict state (it is stored in a Faust table through
+orjson). The state keeps the contact's events sorted by event time, and every
+derived number is recomputed from that sorted list, so the arrival order of
+events within the reorder skew never changes a result:
+
+- `derive(events)` walks the sorted events and returns every fact with the
+  event time that decided it, plus the contact's current status;
+- gauge deltas (status changes) are sent at once;
+- outcome facts are sent once the watermark passes their time (`finalize`),
+  tracked by one number per contact, `fin`: facts at or before `fin` are sent.
+
+A contact that is done keeps only a tombstone (its event ids, for
+deduplication) until the retention passes; one that goes silent is expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.contract import events as ev
+from streams.lifecycle import facts as f
+
+# Sort order of events with the same timestamp: the order a real contact goes through.
+_RANK = {
+    ev.CONTACT_QUEUED: 0,
+    ev.CONTACT_ANSWERED: 1,
+    ev.CHAT_MESSAGE: 2,
+    ev.CONTACT_HOLD_STARTED: 3,
+    ev.CONTACT_HOLD_ENDED: 4,
+    ev.CONTACT_TRANSFERRED: 5,
+    ev.CONTACT_ABANDONED: 6,
+    ev.CONTACT_CALLBACK_REQUESTED: 6,
+    ev.CONTACT_ENDED: 7,
+    ev.CONTACT_WRAPUP_ENDED: 8,
+}
+
+# Status kinds (what the current-state gauges count).
+NONE = "none"
+WAITING = "waiting"
+CONNECTED = "connected"
+ON_HOLD = "on_hold"
+TRANSFERRING = "transferring"
+WRAPUP = "wrapup"
+DONE = "done"
+
+# Compact event layout in state["ev"]: [t_ms, type, a, b, late, event_id]
+T, TYPE, A, B, LATE, EID = range(6)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The processing settings the lifecycle needs, in milliseconds."""
+
+    skew_ms: int = 30_000
+    expiry_ms: int = 4 * 3600_000
+    dedupe_retention_ms: int = 2 * 3600_000
+    wrapup_timeout_ms: int = 1800_000
+    late_ms: int = 3600_000  # events older than the longest rolling window (1h)
+    max_chat_messages: int = 8
+
+
+def compact(event: ev.Event, late: bool) -> list:
+    """The few fields of an event the lifecycle needs, as a small list."""
+    t = event.type
+    if t == ev.CONTACT_QUEUED:
+        a, b = event.queue, event.channel
+    elif t == ev.CONTACT_ANSWERED:
+        a, b = event.agent_id, None
+    elif t == ev.CONTACT_TRANSFERRED:
+        a, b = event.transfer_type, event.to_queue
+    elif t == ev.CONTACT_ENDED:
+        a, b = event.disconnected_by, None
+    elif t == ev.CHAT_MESSAGE:
+        a, b = event.sender, None
+    else:
+        a, b = None, None
+    return [event.occurred_at_ms, t, a, b, 1 if late else 0, event.event_id]
+
+
+def _sort_key(e: list) -> tuple:
+    return (e[T], _RANK.get(e[TYPE], 9), e[EID])
+
+
+def new_state(partition: int) -> dict:
+    return {"p": partition, "ev": [], "seen": {}, "fin": 0, "st": None, "last": 0, "done": 0, "end": None}
+
+
+@dataclass(slots=True)
+class Derived:
+    """Everything that follows from a contact's sorted events."""
+
+    facts: list[dict] = field(default_factory=list)  # outcome facts, with "t" and "q"/"c"
+    records: list[dict] = field(default_factory=list)  # contact-outcome records, with "t"
+    status: list | None = None  # [kind, queue, channel, enqueued_at_ms] for gauges
+    finished: bool = False  # nothing more is expected of this contact
+    end_ms: int | None = None  # when it ended (for the wrap-up timeout)
+    pending_end_record: dict | None = None  # "ended" record waiting for the wrap-up's handle time
+
+
+def _status_vector(kind: str, queue: str | None, channel: str | None, enq_ms: int | None) -> list | None:
+    if queue is None or channel is None or kind not in (WAITING, CONNECTED, ON_HOLD):
+        return None
+    return [kind, queue, channel, enq_ms if kind == WAITING else None]
+
+
+def derive(contact_id: str, events: list[list], short_abandon_seconds) -> Derived:
+    """Walk the sorted events: outcome facts, outcome records and the current status.
+
+    `short_abandon_seconds(queue)` gives a queue's threshold (for the records'
+    outcome; the queue stage classifies its own counters the same way).
+    """
+    out = Derived()
+    kind = NONE
+    queue = channel = None
+    enq_ms = None  # latest queue entry
+    ans_queue = None  # queue the contact was answered from
+    ans_ms = None
+    agent = None
+    hold_ms = None
+    holds = hold_total_ms = transfers = 0
+    awaiting_first_response = False
+    handle_pending = False
+    last_outcome = None
+    left = None  # the latest left_queue record (for the "ended" record)
+
+    def fact(kind_: str, t: int, q: str, c: str, late: int, **extra) -> None:
+        item = {"k": kind_, "t": t, "q": q, "c": c}
+        if late:
+            item["l"] = 1
+        item.update(extra)
+        out.facts.append(item)
+
+    def left_record(outcome: str, t: int) -> None:
+        nonlocal left, last_outcome
+        last_outcome = outcome
+        left = {
+            "record": "left_queue",
+            "contact_id": contact_id,
+            "queue": queue,
+            "channel": channel,
+            "outcome": outcome,
+            "enqueued_at_ms": enq_ms,
+            "left_queue_at_ms": t,
+            "wait_ms": t - enq_ms,
+            "agent_id": agent if outcome == f.ANSWERED else None,
+            "t": t,
+        }
+        out.records.append(left)
+
+    def end_hold(t: int, late: int, abandoned: bool) -> None:
+        nonlocal hold_ms, hold_total_ms
+        duration = t - hold_ms
+        hold_total_ms += duration
+        fact(f.HOLD_ENDED, t, ans_queue, channel, late, dur=duration, ab=1 if abandoned else 0)
+        hold_ms = None
+
+    for e in events:
+        t, typ, late = e[T], e[TYPE], e[LATE]
+        if typ == ev.CONTACT_QUEUED:
+            if kind == WAITING:
+                # Moved to another queue without an answer: it left this one as transferred.
+                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.QUEUE_TRANSFERRED, wait=t - enq_ms)
+                left_record(f.QUEUE_TRANSFERRED, t)
+            elif kind == ON_HOLD:
+                end_hold(t, late, False)
+            queue, channel = e[A], e[B]
+            enq_ms = t
+            kind = WAITING
+            fact(f.ENQUEUED, t, queue, channel, late)
+        elif typ == ev.CONTACT_ANSWERED:
+            if kind == WAITING:
+                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.ANSWERED, wait=t - enq_ms)
+                agent = e[A]
+                left_record(f.ANSWERED, t)
+                ans_queue, ans_ms = queue, t
+                kind = CONNECTED
+                awaiting_first_response = channel == "chat"
+                handle_pending = True
+            elif kind == TRANSFERRING and ans_queue is not None:
+                # Warm or blind transfer straight to another agent, no queue in between.
+                kind = CONNECTED
+                agent = e[A]
+        elif typ in (ev.CONTACT_ABANDONED, ev.CONTACT_CALLBACK_REQUESTED):
+            if kind == WAITING:
+                outcome = f.ABANDONED if typ == ev.CONTACT_ABANDONED else f.CALLBACK
+                wait = t - enq_ms
+                fact(f.LEFT_QUEUE, t, queue, channel, late, o=outcome, wait=wait)
+                if outcome == f.ABANDONED:
+                    outcome = f.classify_abandon(wait, short_abandon_seconds(queue))
+                left_record(outcome, t)
+                kind = DONE if outcome != f.CALLBACK else NONE
+                if kind == DONE:
+                    out.end_ms = t
+                    out.records.append(_ended_record(contact_id, left, outcome, holds, hold_total_ms,
+                                                     transfers, None, t))
+        elif typ == ev.CONTACT_HOLD_STARTED:
+            if kind == CONNECTED:
+                hold_ms = t
+                holds += 1
+                kind = ON_HOLD
+                fact(f.HOLD_STARTED, t, ans_queue, channel, late)
+        elif typ == ev.CONTACT_HOLD_ENDED:
+            if kind == ON_HOLD:
+                end_hold(t, late, False)
+                kind = CONNECTED
+        elif typ == ev.CONTACT_TRANSFERRED:
+            if kind in (CONNECTED, ON_HOLD) and ans_queue is not None:
+                if kind == ON_HOLD:
+                    end_hold(t, late, False)
+                transfers += 1
+                last_outcome = f.QUEUE_TRANSFERRED
+                fact(f.TRANSFERRED, t, ans_queue, channel, late, tt=e[A])
+                kind = TRANSFERRING
+        elif typ == ev.CONTACT_ENDED:
+            if kind == WAITING:
+                wait = t - enq_ms
+                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.ABANDONED, wait=wait)
+                left_record(f.classify_abandon(wait, short_abandon_seconds(queue)), t)
+            elif kind == ON_HOLD:
+                by_customer = e[A] in (None, "customer")
+                end_hold(t, late, by_customer)
+            if kind != DONE:
+                out.end_ms = t
+            if kind != DONE and left is not None:
+                record = _ended_record(contact_id, left, last_outcome, holds, hold_total_ms, transfers, None, t)
+                if handle_pending:
+                    out.pending_end_record = record  # sent with the handle time at wrap-up end
+                else:
+                    out.records.append(record)
+            kind = WRAPUP if handle_pending else DONE
+        elif typ == ev.CONTACT_WRAPUP_ENDED:
+            if handle_pending and ans_ms is not None:
+                duration = t - ans_ms
+                fact(f.HANDLED, t, ans_queue, channel, late, dur=duration)
+                handle_pending = False
+                if out.pending_end_record is not None:
+                    record, out.pending_end_record = out.pending_end_record, None
+                    record["handle_seconds"] = duration / 1000
+                    record["t"] = t
+                    out.records.append(record)
+                if kind in (WRAPUP, DONE):
+                    kind = DONE
+        elif typ == ev.CHAT_MESSAGE:
+            if awaiting_first_response and e[A] == "agent" and kind in (CONNECTED, ON_HOLD):
+                fact(f.FIRST_RESPONSE, t, ans_queue, channel, late, dur=t - ans_ms)
+                awaiting_first_response = False
+
+    if kind == WAITING:
+        out.status = _status_vector(WAITING, queue, channel, enq_ms)
+    elif kind in (CONNECTED, ON_HOLD):
+        out.status = _status_vector(kind, ans_queue, channel, None)
+    out.finished = kind == DONE
+    return out
+
+
+def _ended_record(contact_id, left, outcome, holds, hold_ms, transfers, handle_seconds, t) -> dict:
+    left = left or {}
+    return {
+        "record": "ended",
+        "contact_id": contact_id,
+        "queue": left.get("queue"),
+        "channel": left.get("channel"),
+        "outcome": outcome,
+        "enqueued_at_ms": left.get("enqueued_at_ms"),
+        "left_queue_at_ms": left.get("left_queue_at_ms"),
+        "wait_ms": left.get("wait_ms"),
+        "agent_id": left.get("agent_id"),
+        "holds": holds,
+        "hold_seconds": hold_ms / 1000,
+        "transfers": transfers,
+        "handle_seconds": handle_seconds,
+        "ended_at_ms": t,
+        "t": t,
+    }
+
+
+def gauge_deltas(old: list | None, new: list | None) -> list[dict]:
+    """Facts that move one contact's contribution to the current-state gauges from old to new."""
+    if old == new:
+        return []
+    deltas = []
+    for status, sign in ((old, -1), (new, 1)):
+        if status is None:
+            continue
+        kind, queue, channel, enq_ms = status
+        delta = {"k": f.GAUGE, "q": queue, "c": channel}
+        if kind == WAITING:
+            delta["w"] = enq_ms // 1000
+            delta["dw"] = sign
+        else:
+            delta["da"] = sign
+            if kind == ON_HOLD:
+                delta["dh"] = sign
+        deltas.append(delta)
+    return deltas
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What processing one message did to one contact."""
+
+    state: dict | None  # new state; None = delete the key
+    facts: list[dict] = field(default_factory=list)  # gauge deltas and final outcome facts, in order
+    records: list[dict] = field(default_factory=list)  # final contact-outcome records
+    duplicate: bool = False
+    replay: bool = False
+    late: bool = False
+    expired_queue: tuple[str, str] | None = None
+
+
+def _insert_sorted(events: list[list], item: list) -> None:
+    key = _sort_key(item)
+    i = len(events)
+    while i > 0 and _sort_key(events[i - 1]) > key:
+        i -= 1
+    events.insert(i, item)
+
+
+def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: int, partition: int,
+                stream_time_ms: int, limits: Limits, short_abandon_seconds) -> Outcome:
+    """Add one event to a contact: dedupe it, re-derive, and return gauge deltas at once.
+
+    `offset` identifies the message; the same event_id at the same offset is a
+    replay after a restart (not a duplicate), whose state change is already in.
+    Outcome facts are not sent here but by `finalize` once the watermark passes.
+    """
+    state = state if state is not None else new_state(partition)
+    seen = state["seen"]
+    previous = seen.get(event.event_id)
+    if previous is not None:
+        return Outcome(state=state, duplicate=previous != offset, replay=previous == offset)
+    seen[event.event_id] = offset
+    late = event.occurred_at_ms < stream_time_ms - limits.late_ms
+    if state["done"]:
+        # A new lifecycle for a contact that had finished (e.g. a callback): start over, keep ids.
+        state.update(ev=[], fin=0, st=None, done=0, end=None)
+    item = compact(event, late)
+    events = state["ev"]
+    if event.type == ev.CHAT_MESSAGE:
+        if item[A] != "agent" or sum(1 for e in events if e[TYPE] == ev.CHAT_MESSAGE) >= limits.max_chat_messages:
+            # Only agent messages matter (first response); a few suffice.
+            state["last"] = max(state["last"], event.occurred_at_ms)
+            return Outcome(state=state, late=late)
+    _insert_sorted(events, item)
+    state["last"] = max(state["last"], event.occurred_at_ms)
+    derived = derive(contact_id, events, short_abandon_seconds)
+    state["end"] = derived.end_ms
+    result = Outcome(state=state, late=late)
+    result.facts = gauge_deltas(state["st"], derived.status)
+    state["st"] = derived.status
+    return result
+
+
+def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, short_abandon_seconds) -> Outcome:
+    """Send what became final at `watermark_ms`: outcome facts, records, expiry, tombstone, deletion."""
+    result = Outcome(state=state)
+    if state["done"]:
+        if watermark_ms >= state["last"] + limits.dedupe_retention_ms:
+            result.state = None
+        return result
+    fin = state["fin"]
+    if watermark_ms <= fin:
+        return result
+    derived = derive(contact_id, state["ev"], short_abandon_seconds)
+    result.facts = [x for x in derived.facts if fin < x["t"] <= watermark_ms]
+    result.records = [r for r in derived.records if fin < r["t"] <= watermark_ms]
+    state["fin"] = watermark_ms
+    last = state["last"]
+    if derived.finished and watermark_ms >= last:
+        _tombstone(state)
+    elif derived.end_ms is not None and watermark_ms >= derived.end_ms + limits.wrapup_timeout_ms:
+        # Ended, but the wrap-up never came: stop waiting for it (no handle time).
+        if derived.pending_end_record is not None:
+            result.records.append(derived.pending_end_record)
+        _tombstone(state)
+    elif watermark_ms >= last + limits.expiry_ms:
+        result.facts += _expire(state, contact_id, derived, watermark_ms, result)
+        _tombstone(state)
+    return result
+
+
+def _expire(state: dict, contact_id: str, derived: Derived, watermark_ms: int, result: Outcome) -> list[dict]:
+    """A contact with no event for the expiry time: leave the gauges, count it expired."""
+    out = gauge_deltas(state["st"], None)
+    state["st"] = None
+    status = derived.status
+    if status is not None:
+        kind, queue, channel, enq_ms = status
+        item = {"k": f.EXPIRED, "t": watermark_ms, "q": queue, "c": channel}
+        if kind == WAITING:
+            item["wait"] = watermark_ms - enq_ms
+        out.append(item)
+        result.expired_queue = (queue, channel)
+        result.records.append({
+            "record": "ended", "contact_id": contact_id, "queue": queue, "channel": channel,
+            "outcome": f.OUTCOME_EXPIRED, "enqueued_at_ms": enq_ms, "left_queue_at_ms": None,
+            "wait_ms": None, "agent_id": None, "holds": 0, "hold_seconds": 0.0, "transfers": 0,
+            "handle_seconds": None, "ended_at_ms": None, "t": watermark_ms,
+        })
+    return out
+
+
+def _tombstone(state: dict) -> None:
+    state["ev"] = []
+    state["done"] = 1
+    state["st"] = None
+
+
+def due_ms(state: dict, limits: Limits) -> int:
+    """The watermark at which `finalize` has something to do for this contact."""
+    if state["done"]:
+        return state["last"] + limits.dedupe_retention_ms
+    events = state["ev"]
+    pending = [e[T] for e in events if e[T] > state["fin"]]
+    candidates = [state["last"] + limits.expiry_ms]
+    if state.get("end") is not None:
+        candidates.append(state["end"] + limits.wrapup_timeout_ms)
+    if pending:
+        candidates.append(min(pending))
+    return min(candidates)

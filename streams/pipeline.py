@@ -1,0 +1,451 @@
+"""The Faust application: topics, tables and agents wired around the pure rules.
+
+Data flow (README: architecture):
+
+    callpulse.contact-events --+
+                               +--> lifecycle agent (contacts, agents tables; keyed by contact/agent id)
+    <app>-ticks (internal) ----+        | gauge deltas at once, outcome facts when final
+                                        v
+                               <app>-queue-facts (keyed by channel:queue)
+                                        |
+                                        v
+                               queue agent (queues table) --> /metrics, /queues, callpulse.queue-stats
+
+The lifecycle agent consumes the input topic and an internal tick topic with
+the same partition count (Faust assigns both partition N to the same worker),
+so everything it writes is co-partitioned. A sweep timer sends each owned
+partition a tick with the partition's watermark and the contacts that have
+something due; processing the tick finalises them. Watermarks therefore travel
+through Kafka and are replayed exactly after a restart.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import faust
+import orjson
+from faust.serializers import codecs
+from faust.types import TP
+
+from streams.agents import apply_agent_event
+from streams.config import CallpulseConfig
+from streams.contract import events as ev
+from streams.contract.dead_letter import dead_letter_record
+from streams.contract.events import InvalidEvent, format_ms, parse_event
+from streams.lifecycle import contact as lc
+from streams.lifecycle import facts as f
+from streams.metrics.catalogue import wait_buckets
+from streams.metrics.exporter import QueueCollector
+from streams.metrics.health import PipelineHealth
+from streams.queues import state as qs
+from streams.settings import Settings
+from streams.web import register_views
+
+log = logging.getLogger("callpulse")
+
+DEAD_LETTER_TOPIC = "callpulse.dead-letter"
+OUTCOMES_TOPIC = "callpulse.contact-outcomes"
+QUEUE_STATS_TOPIC = "callpulse.queue-stats"
+MAX_TICK_CONTACTS = 2000
+SWEEP_INTERVAL_SECONDS = 1.0
+TICK_POSITION_STRIDE = 10_000  # src index of a tick fact: contact position * stride + fact index
+
+
+class OrjsonCodec(codecs.Codec):
+    """Table values as JSON through orjson (fast, and readable in the changelog)."""
+
+    def _dumps(self, obj) -> bytes:
+        return orjson.dumps(obj)
+
+    def _loads(self, data: bytes):
+        return orjson.loads(data)
+
+
+class Utf8Codec(codecs.Codec):
+    """Table keys as UTF-8 strings."""
+
+    def _dumps(self, obj) -> bytes:
+        return obj.encode() if isinstance(obj, str) else bytes(obj)
+
+    def _loads(self, data: bytes) -> str:
+        return data.decode()
+
+
+codecs.register("orjson", OrjsonCodec())
+codecs.register("utf8", Utf8Codec())
+
+
+@dataclass
+class PartitionClock:
+    """Event-time progress of one input partition, as this worker has seen it since assignment."""
+
+    stream_time_ms: int = 0
+    last_event_monotonic: float = field(default_factory=time.monotonic)
+
+
+def limits_from(config: CallpulseConfig) -> lc.Limits:
+    p = config.processing
+    return lc.Limits(
+        skew_ms=int(p.reorder_skew_seconds * 1000),
+        expiry_ms=int(p.contact_expiry_seconds * 1000),
+        dedupe_retention_ms=int(p.dedupe_retention_seconds * 1000),
+        wrapup_timeout_ms=int(p.wrapup_timeout_seconds * 1000),
+    )
+
+
+class Pipeline:
+    """One callpulse worker: the Faust app and the in-memory indexes around its tables."""
+
+    def __init__(self, settings: Settings, config: CallpulseConfig,
+                 wall_clock_ms: Callable[[], int] | None = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.limits = limits_from(config)
+        self.wait_edges = wait_buckets(config.service_level_thresholds() | config.short_abandon_thresholds())
+        self.wall_clock_ms = wall_clock_ms or (lambda: int(time.time() * 1000))
+        self.health = PipelineHealth()
+        self.clocks: dict[int, PartitionClock] = {}
+        # Per input partition: contact id -> due watermark, and a lazy heap of (due, id).
+        self.due: dict[int, dict[str, int]] = defaultdict(dict)
+        self.heaps: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        self.ready = False
+        self.app = self._create_app()
+        self.registry = self.health.registry
+        self.registry.register(QueueCollector(
+            queue_states=self.owned_queue_states, agent_states=self.owned_agent_states, config=config,
+            wait_edges=self.wait_edges, now_ms=self.wall_clock_ms, max_wait_age_ms=self.limits.expiry_ms,
+            tracked_contacts=self.tracked_contacts, newest_event_ms=self.newest_event_time_ms))
+        register_views(self)
+
+    # ----- wiring -------------------------------------------------------------------------
+
+    def _create_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.app_id,
+            broker=s.broker,
+            broker_credentials=s.faust_credentials(),
+            store="rocksdb://",
+            datadir=str(s.data_dir),
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            table_standby_replicas=s.standby_replicas,
+            # Quick group joins (the embedded broker waits ~30 s with the defaults);
+            # 6 s is Apache Kafka's minimum session timeout, so this holds there too.
+            broker_session_timeout=6.0,
+            broker_heartbeat_interval=1.0,
+            broker_rebalance_timeout=10.0,
+            consumer_auto_offset_reset="earliest",
+            processing_guarantee="at_least_once",
+            web_port=s.web_port,
+            web_bind=s.web_host,
+            web_in_thread=False,
+            canonical_url=f"http://{s.advertised_host}:{s.web_port}",
+            autodiscover=False,
+            rocksdb_options={
+                "write_buffer_size": 4 * 1024**2,
+                "max_write_buffer_number": 2,
+                "target_file_size_base": 16 * 1024**2,
+                "block_cache_size": 16 * 1024**2,
+                "block_cache_compressed_size": 4 * 1024**2,
+            },
+            logging_config=None,
+        )
+        partitions = s.partitions
+        # internal=True: the worker creates these topics when missing, with `partitions`
+        # (the input topic's own count when it exists, see cli.worker).
+        self.tick_topic = app.topic(f"{s.app_id}-ticks", key_serializer="raw", value_serializer="raw",
+                                    partitions=partitions, internal=True)
+        self.facts_topic = app.topic(f"{s.app_id}-queue-facts", key_serializer="raw",
+                                     value_serializer="raw", partitions=partitions, internal=True)
+        self.dead_letter_topic = app.topic(DEAD_LETTER_TOPIC, key_serializer="raw", value_serializer="raw",
+                                           partitions=partitions, internal=True)
+        self.outcomes_topic = app.topic(OUTCOMES_TOPIC, key_serializer="raw", value_serializer="raw",
+                                        partitions=partitions, internal=True)
+        self.queue_stats_topic = app.topic(QUEUE_STATS_TOPIC, key_serializer="raw", value_serializer="raw",
+                                           partitions=partitions, internal=True)
+        table_options = {"schema": faust.Schema(key_serializer="utf8", value_serializer="orjson"),
+                         "partitions": partitions}
+        self.contacts = app.Table("contacts", default=None, **table_options)
+        self.agents = app.Table("agents", default=None, **table_options)
+        self.queues = app.Table("queues", default=None, **table_options)
+        self.contacts.on_recover(self._rebuild_index)
+        lifecycle_channel = app.topic(s.input_topic, f"{s.app_id}-ticks", key_serializer="raw",
+                                      value_serializer="raw", partitions=partitions, internal=True)
+        app.agent(lifecycle_channel, name="lifecycle")(self._lifecycle_agent)
+        app.agent(self.facts_topic, name="queue-aggregation")(self._queue_agent)
+        app.timer(SWEEP_INTERVAL_SECONDS, name="sweep")(self._sweep)
+        app.timer(self.config.processing.queue_stats_interval_seconds, name="queue-stats")(self._publish_queue_stats)
+        app.on_partitions_assigned.connect(self._on_assigned)
+        return app
+
+    # ----- ownership ----------------------------------------------------------------------
+
+    def active_partitions(self, topic: str) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def owned_queue_states(self) -> list[tuple[str, dict]]:
+        """(queue key, state) of the queues whose partition this worker actively owns now."""
+        if self.app.rebalancing:
+            owned = set()
+        else:
+            owned = self.active_partitions(self.facts_topic.get_topic_name())
+        return [(key, value) for key, value in self.queues.items() if value and value.get("p") in owned]
+
+    def owned_agent_states(self) -> list[dict]:
+        if self.app.rebalancing:
+            return []
+        owned = self.active_partitions(self.settings.input_topic)
+        return [value for value in self.agents.values() if value and value.get("p") in owned]
+
+    async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
+        self.ready = False
+        owned = {tp.partition for tp in assigned if tp.topic == self.settings.input_topic}
+        for partition in list(self.clocks):
+            if partition not in owned:
+                del self.clocks[partition]
+        for partition in owned:
+            self.clocks.setdefault(partition, PartitionClock())
+
+    async def _rebuild_index(self) -> None:
+        """After recovery: index the due times of the contacts of the partitions owned now."""
+        owned = self.active_partitions(self.settings.input_topic)
+        self.due.clear()
+        self.heaps.clear()
+        for contact_id, state in self.contacts.items():
+            if state and state.get("p") in owned:
+                self._index(state["p"], contact_id, state)
+        for partition in owned:
+            self.clocks.setdefault(partition, PartitionClock())
+        self.ready = True
+        log.info("recovery finished: %d contacts in flight on partitions %s",
+                 sum(len(d) for d in self.due.values()), sorted(owned))
+
+    def _index(self, partition: int, contact_id: str, state: dict | None) -> None:
+        due = self.due[partition]
+        if state is None:
+            due.pop(contact_id, None)
+            return
+        at = lc.due_ms(state, self.limits)
+        if due.get(contact_id) != at:
+            due[contact_id] = at
+            heapq.heappush(self.heaps[partition], (at, contact_id))
+
+    def tracked_contacts(self) -> int:
+        return sum(len(d) for d in self.due.values())
+
+    def newest_event_time_ms(self) -> int | None:
+        times = [c.stream_time_ms for c in self.clocks.values() if c.stream_time_ms]
+        return max(times) if times else None
+
+    # ----- lifecycle agent ----------------------------------------------------------------
+
+    def short_abandon_seconds(self, queue: str) -> float:
+        return self.config.targets_for(queue).short_abandon_seconds
+
+    async def _lifecycle_agent(self, stream) -> None:
+        tick_topic = self.tick_topic.get_topic_name()
+        async for event in stream.events():
+            message = event.message
+            if message.topic == tick_topic:
+                await self._on_tick(message)
+            else:
+                await self._on_input(message)
+
+    async def _on_input(self, message) -> None:
+        partition, offset = message.partition, message.offset
+        try:
+            event = parse_event(message.value)
+        except InvalidEvent as problem:
+            await self._dead_letter(message, problem)
+            return
+        clock = self.clocks.setdefault(partition, PartitionClock())
+        clock.last_event_monotonic = time.monotonic()
+        if event.is_agent_event:
+            await self._on_agent_event(event, partition, offset)
+        else:
+            await self._on_contact_event(event, partition, offset, clock)
+        if event.occurred_at_ms > clock.stream_time_ms:
+            clock.stream_time_ms = event.occurred_at_ms
+        self.health.observe_latency(message)
+
+    async def _dead_letter(self, message, problem: InvalidEvent) -> None:
+        record = dead_letter_record(
+            raw=message.value or b"", reason=problem.reason, detail=problem.detail,
+            topic=message.topic, partition=message.partition, offset=message.offset,
+            key=message.key, rejected_at_ms=self.wall_clock_ms())
+        await self.dead_letter_topic.send(key=message.key, value=orjson.dumps(record))
+        self.health.rejected(problem.reason)
+
+    async def _on_agent_event(self, event: ev.Event, partition: int, offset: int) -> None:
+        state, result = apply_agent_event(self.agents.get(event.agent_id), event, offset)
+        if result == "duplicate":
+            self.health.duplicate()
+            return
+        if result == "replay":
+            return
+        state["p"] = partition
+        self.agents[event.agent_id] = state
+        self.health.processed(event.type)
+
+    async def _on_contact_event(self, event: ev.Event, partition: int, offset: int,
+                                clock: PartitionClock) -> None:
+        contact_id = event.contact_id
+        state = self.contacts.get(contact_id)
+        outcome = lc.apply_event(state, contact_id, event, offset, partition, clock.stream_time_ms,
+                                 self.limits, self.short_abandon_seconds)
+        if outcome.duplicate:
+            self.health.duplicate()
+            return
+        if outcome.replay:
+            await self._resend_outbox(outcome.state, f.SRC_INPUT, offset)
+            return
+        self.health.processed(event.type, late=outcome.late)
+        new_state = outcome.state
+        sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, offset], 0)
+        new_state["out"] = [f.SRC_INPUT, offset, sent, []] if sent else None
+        self.contacts[contact_id] = new_state
+        self._index(partition, contact_id, new_state)
+        await self._send_facts(sent)
+
+    @staticmethod
+    def _stamp(facts: list[dict], src: list[int], base_index: int) -> list[dict]:
+        for i, item in enumerate(facts):
+            item["src"] = src + [base_index + i]
+        return facts
+
+    async def _send_facts(self, facts: list[dict]) -> None:
+        for item in facts:
+            await self.facts_topic.send(key=f.queue_key(item["q"], item["c"]).encode(),
+                                        value=orjson.dumps(item))
+
+    async def _send_records(self, records: list[dict]) -> None:
+        for record in records:
+            await self.outcomes_topic.send(key=record["contact_id"].encode(),
+                                           value=orjson.dumps(outcome_record(record)))
+
+    async def _resend_outbox(self, state: dict | None, source: int, offset: int) -> None:
+        """A replayed message whose state change is already in: send its output again.
+
+        The queue stage drops facts it has applied (high-water mark), so this only
+        fills in facts lost when the worker died between writing state and sending.
+        """
+        out = state.get("out") if state else None
+        if out and out[0] == source and out[1] == offset:
+            await self._send_facts(out[2])
+            await self._send_records(out[3])
+
+    async def _on_tick(self, message) -> None:
+        partition, offset = message.partition, message.offset
+        tick = orjson.loads(message.value)
+        watermark = tick["w"]
+        for position, contact_id in enumerate(tick["c"]):
+            state = self.contacts.get(contact_id)
+            if state is None:
+                self._index(partition, contact_id, None)
+                continue
+            if state.get("tk", -1) >= offset:
+                await self._resend_outbox(state, f.SRC_TICK, offset)
+                continue
+            outcome = lc.finalize(state, contact_id, watermark, self.limits, self.short_abandon_seconds)
+            sent = self._stamp(outcome.facts, [f.SRC_TICK, partition, offset], position * TICK_POSITION_STRIDE)
+            if outcome.state is None:
+                del self.contacts[contact_id]
+                self._index(partition, contact_id, None)
+            else:
+                state["tk"] = offset
+                state["out"] = [f.SRC_TICK, offset, sent, outcome.records] if (sent or outcome.records) else None
+                self.contacts[contact_id] = state
+                self._index(partition, contact_id, state)
+            await self._send_facts(sent)
+            await self._send_records(outcome.records)
+
+    # ----- sweep: watermark ticks ----------------------------------------------------------
+
+    def watermark_ms(self, clock: PartitionClock, now_monotonic: float) -> int:
+        """Newest event time minus the skew; an idle partition lets its newest time count as final."""
+        skew = self.limits.skew_ms
+        if now_monotonic - clock.last_event_monotonic >= self.settings.idle_finalize_seconds:
+            return max(clock.stream_time_ms, self.wall_clock_ms() - skew)
+        return clock.stream_time_ms - skew
+
+    async def _sweep(self) -> None:
+        if not self.ready or self.app.rebalancing:
+            return
+        now = time.monotonic()
+        tick_topic = self.tick_topic.get_topic_name()
+        owned = self.active_partitions(self.settings.input_topic)
+        for partition in owned:
+            clock = self.clocks.get(partition)
+            if clock is None or (clock.stream_time_ms == 0 and not self.due[partition]):
+                continue
+            watermark = self.watermark_ms(clock, now)
+            heap, due = self.heaps[partition], self.due[partition]
+            ready: list[str] = []
+            while heap and heap[0][0] <= watermark:
+                at, contact_id = heapq.heappop(heap)
+                if due.get(contact_id) == at:
+                    due[contact_id] = -1  # re-indexed when the tick is processed
+                    ready.append(contact_id)
+            for start in range(0, len(ready), MAX_TICK_CONTACTS):
+                chunk = ready[start:start + MAX_TICK_CONTACTS]
+                await self.app.producer.send(
+                    tick_topic, key=None, value=orjson.dumps({"w": watermark, "c": chunk}),
+                    partition=partition, timestamp=None, headers=None)
+
+    # ----- queue aggregation agent ----------------------------------------------------------
+
+    async def _queue_agent(self, stream) -> None:
+        zone = self.config.zone
+        async for event in stream.events():
+            message = event.message
+            key = message.key.decode()
+            item = orjson.loads(message.value)
+            state = self.queues.get(key) or qs.new_queue_state()
+            queue, _channel = f.split_queue_key(key)
+            if qs.apply_fact(state, item, self.config.targets_for(queue), zone, self.wait_edges):
+                state["p"] = message.partition
+                self.queues[key] = state
+
+    async def _publish_queue_stats(self) -> None:
+        from streams.queues.windows import snapshot
+
+        if not self.ready:
+            return
+        now = self.wall_clock_ms()
+        for key, state in self.owned_queue_states():
+            queue, channel = f.split_queue_key(key)
+            record = snapshot(queue, channel, state, now, self.config.zone, self.config.targets_for(queue),
+                              self.limits.expiry_ms)
+            await self.queue_stats_topic.send(key=key.encode(), value=orjson.dumps(record))
+
+
+def outcome_record(record: dict) -> dict:
+    """A contact-outcome record as the contract publishes it (times as RFC 3339, seconds)."""
+
+    def at(ms):
+        return format_ms(ms) if ms is not None else None
+
+    wait_ms = record.get("wait_ms")
+    return {
+        "record": record["record"],
+        "contact_id": record["contact_id"],
+        "queue": record.get("queue"),
+        "channel": record.get("channel"),
+        "outcome": record.get("outcome"),
+        "enqueued_at": at(record.get("enqueued_at_ms")),
+        "left_queue_at": at(record.get("left_queue_at_ms")),
+        "wait_seconds": wait_ms / 1000 if wait_ms is not None else None,
+        "agent_id": record.get("agent_id"),
+        "holds": record.get("holds", 0),
+        "hold_seconds": record.get("hold_seconds", 0.0),
+        "transfers": record.get("transfers", 0),
+        "handle_seconds": record.get("handle_seconds"),
+        "ended_at": at(record.get("ended_at_ms")),
+    }

@@ -1,0 +1,85 @@
+"""Process settings from the environment: broker, web port, state directory, Kafka security.
+
+Secrets (SASL password) are kept as SecretStr so they never reach logs or reprs.
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """CALLPULSE_* environment variables (see README: configuration)."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLPULSE_", extra="ignore", frozen=True)
+
+    broker: str = "kafka://127.0.0.1:9092"
+    web_port: int = Field(6066, ge=1, le=65535)
+    web_host: str = "0.0.0.0"
+    # Host name other workers use to reach this one's web server (GET /queues/{queue} routing).
+    advertised_host: str = "127.0.0.1"
+    config: Path | None = None
+    data_dir: Path = Path("data")
+    app_id: str = "callpulse"
+    input_topic: str = "callpulse.contact-events"
+    partitions: int = Field(8, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1)
+    standby_replicas: int = Field(1, ge=0)
+    # Seconds an idle input partition waits before its newest event time counts as final.
+    idle_finalize_seconds: float = Field(30.0, gt=0)
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker URL(s) without the kafka:// scheme, as aiokafka wants them."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+        if self.kafka_ssl_certfile:
+            context.load_cert_chain(str(self.kafka_ssl_certfile),
+                                    str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None)
+        return context
+
+    def aiokafka_security(self) -> dict:
+        """Extra keyword arguments for aiokafka producers and consumers."""
+        options: dict = {"security_protocol": self.kafka_security_protocol}
+        if self.ssl_context is not None:
+            options["ssl_context"] = self.ssl_context
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None)
+        return options
+
+    def faust_credentials(self):
+        """Faust's broker_credentials for the configured security, or None for PLAINTEXT."""
+        import faust
+
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return None
+        if protocol == "SSL":
+            return faust.SSLCredentials(self.ssl_context)
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        return faust.SASLCredentials(username=self.kafka_sasl_username, password=password,
+                                     mechanism=self.kafka_sasl_mechanism, ssl_context=self.ssl_context)
