@@ -237,9 +237,9 @@ RULES: tuple[AlertRule, ...] = (
         severity=Severity.CRITICAL,
         summary="A callpulse worker cannot be scraped",
         description=(
-            "{{ if $labels.instance }}Prometheus cannot scrape worker {{ $labels.instance }}"
-            "{{ else }}Prometheus scrapes no healthy callpulse worker at all{{ end }}: the queues "
-            "it owns are missing from dashboards and alerts."
+            "{{ if $labels.instance }}Prometheus cannot scrape worker {{ $labels.instance }}: the "
+            "queues it owns are missing from dashboards and alerts.{{ else }}Prometheus scrapes no "
+            "healthy callpulse worker at all: no queue metrics reach dashboards or alerts.{{ end }}"
         ),
         dashboard_uid=names.PIPELINE_UID,
     ),

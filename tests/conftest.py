@@ -1,0 +1,37 @@
+"""Shared fixtures: one embedded broker per test session, a topic namespace per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import Stack, free_port
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """The embedded broker (tansu, memory storage) on a free port."""
+    from streams.broker import start_broker, stop_broker
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    process = start_broker(port=port, log_path=log)
+    yield f"127.0.0.1:{port}"
+    stop_broker(process)
+
+
+@pytest.fixture
+def stack(broker, tmp_path):
+    """A fresh app id and input topic on the shared broker; workers started here are stopped after."""
+    stack = Stack(bootstrap=broker, tmp=tmp_path)
+    workers = []
+    original = stack.worker
+
+    def worker(name="w1", config=None, **extra):
+        w = original(name, config, **extra)
+        workers.append(w)
+        return w
+
+    stack.worker = worker
+    yield stack
+    for w in workers:
+        w.kill()
