@@ -8,6 +8,7 @@ path and must say precisely what is wrong.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -122,29 +123,56 @@ def format_ms(epoch_ms: int) -> str:
 
 
 def parse_occurred_at(value: object) -> int:
-    """RFC 3339 string with offset, or integer epoch milliseconds, to epoch milliseconds."""
+    """RFC 3339 string with offset, or integer epoch milliseconds, to epoch milliseconds.
+
+    Strings must match RFC 3339 exactly (the JSON Schema "date-time" format), not
+    the wider ISO 8601 that datetime.fromisoformat accepts; digits beyond
+    milliseconds are truncated. A number counts as an integer when its value is
+    one (1.7e12 is 1700000000000), as JSON and JSON Schema define it.
+    """
     if isinstance(value, bool):
         raise InvalidEvent(REJECT_INVALID_TIMESTAMP, "occurred_at must be an RFC 3339 string or epoch milliseconds")
     if isinstance(value, int):
         epoch_ms = value
+    elif isinstance(value, float) and value.is_integer():
+        epoch_ms = int(value)
     elif isinstance(value, str):
-        text = value.strip()
-        if len(text) < 20 or text[10] not in "Tt ":
-            raise InvalidEvent(REJECT_INVALID_TIMESTAMP, f"occurred_at {value[:64]!r} is not RFC 3339 with an offset")
-        if text[-1] in "zZ":
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise InvalidEvent(REJECT_INVALID_TIMESTAMP, f"occurred_at {value[:64]!r} is not RFC 3339") from None
-        if parsed.tzinfo is None:
-            raise InvalidEvent(REJECT_INVALID_TIMESTAMP, f"occurred_at {value[:64]!r} has no UTC offset")
-        epoch_ms = round(parsed.timestamp() * 1000)
+        epoch_ms = _rfc3339_to_ms(value)
     else:
         raise InvalidEvent(REJECT_INVALID_TIMESTAMP, "occurred_at must be an RFC 3339 string or epoch milliseconds")
     if not MIN_OCCURRED_AT_MS <= epoch_ms < MAX_OCCURRED_AT_MS:
-        raise InvalidEvent(REJECT_INVALID_TIMESTAMP, f"occurred_at {value!r} is outside 2000-2100")
+        raise InvalidEvent(REJECT_INVALID_TIMESTAMP, f"occurred_at {str(value)[:64]!r} is outside 2000-2100")
     return epoch_ms
+
+
+# RFC 3339 section 5.6 date-time with field ranges; ASCII digits, "T" and "Z" in either case.
+# Only the day of the month is left to datetime (February 29th, 30th of April...).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+
+
+def _rfc3339_to_ms(value: str) -> int:
+    if _RFC3339.fullmatch(value) is None:
+        raise InvalidEvent(REJECT_INVALID_TIMESTAMP, f"occurred_at {value[:64]!r} is not RFC 3339 with an offset")
+    try:
+        parsed = datetime.fromisoformat(value if value[10] == "T" and value[-1] != "z" else value.upper())
+    except ValueError:
+        raise InvalidEvent(REJECT_INVALID_TIMESTAMP, f"occurred_at {value[:64]!r} is not a calendar date") from None
+    # Whole seconds from the float timestamp are exact; milliseconds come from the integer field.
+    return int(parsed.timestamp()) * 1_000 + parsed.microsecond // 1_000
+
+
+def _preview(value: object) -> str:
+    """A short rendering of a rejected value; repr() of deeply nested JSON would recurse."""
+    if isinstance(value, str):
+        return repr(value[:64])
+    return "a JSON " + _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+_JSON_TYPE_NAMES = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 def _string(obj: dict, name: str, required: bool) -> str | None:
@@ -165,7 +193,7 @@ def _choice(obj: dict, name: str, choices: tuple[str, ...], required: bool) -> s
             raise InvalidEvent(REJECT_MISSING_FIELD, f"{name} is required for {obj.get('type')}")
         return None
     if value not in choices:
-        raise InvalidEvent(REJECT_INVALID_FIELD, f"{name} must be one of {', '.join(choices)}, not {str(value)[:64]!r}")
+        raise InvalidEvent(REJECT_INVALID_FIELD, f"{name} must be one of {', '.join(choices)}, not {_preview(value)}")
     return value
 
 
@@ -186,7 +214,7 @@ def event_from_dict(obj: object) -> Event:
     if event_type is None:
         raise InvalidEvent(REJECT_MISSING_FIELD, "type is required")
     if event_type not in EVENT_TYPES:
-        raise InvalidEvent(REJECT_UNKNOWN_TYPE, f"unknown type {str(event_type)[:64]!r}")
+        raise InvalidEvent(REJECT_UNKNOWN_TYPE, f"unknown type {_preview(event_type)}")
     event_id = _string(obj, "event_id", True)
     if "occurred_at" not in obj or obj["occurred_at"] is None:
         raise InvalidEvent(REJECT_MISSING_FIELD, "occurred_at is required")
