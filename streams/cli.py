@@ -40,12 +40,11 @@ def broker(port: int, log_file: Path | None) -> None:
         raise click.ClickException(str(problem)) from None
     click.echo(f"embedded broker listening on 127.0.0.1:{port} (memory storage; Ctrl-C stops it)")
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.append(True))
     try:
         while process.poll() is None and not stopping:
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
     finally:
         stop_broker(process)
     if process.returncode not in (0, -signal.SIGTERM, None) and not stopping:

@@ -7,7 +7,7 @@ events within the reorder skew never changes a result:
 
 - `derive(events)` walks the sorted events and returns every fact with the
   event time that decided it, plus the contact's current status;
-- gauge deltas (status changes) are sent at once;
+- gauge deltas (status changes) and queue entries are sent at once;
 - outcome facts are sent once the watermark passes their time (`finalize`),
   tracked by one number per contact, `fin`: facts at or before `fin` are sent.
 
@@ -350,6 +350,13 @@ def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: in
     result = Outcome(state=state, late=late)
     result.facts = gauge_deltas(state["st"], derived.status)
     state["st"] = derived.status
+    if event.type == ev.CONTACT_QUEUED and event.occurred_at_ms > state["fin"]:
+        # A queue entry is final the moment it happens (no later event can undo it), so
+        # "queued" counts move at once; finalize() leaves these out.
+        entry = {"k": f.ENQUEUED, "t": event.occurred_at_ms, "q": event.queue, "c": event.channel}
+        if late:
+            entry["l"] = 1
+        result.facts.append(entry)
     return result
 
 
@@ -364,7 +371,7 @@ def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, sh
     if watermark_ms <= fin:
         return result
     derived = derive(contact_id, state["ev"], short_abandon_seconds)
-    result.facts = [x for x in derived.facts if fin < x["t"] <= watermark_ms]
+    result.facts = [x for x in derived.facts if fin < x["t"] <= watermark_ms and x["k"] != f.ENQUEUED]
     result.records = [r for r in derived.records if fin < r["t"] <= watermark_ms]
     state["fin"] = watermark_ms
     last = state["last"]
