@@ -239,10 +239,6 @@ def _dashboard(uid: str, title: str, description: str, refresh: str, time_from: 
     )
 
 
-def _queue_gauge(metric: MetricSpec, matchers: Sequence[str] = ('queue=~"$queue"',), labels=QUEUE_LABELS) -> str:
-    return gauge(metric, matchers, labels)
-
-
 def _agents(state: str) -> str:
     """Agents are partitioned by agent id: each worker exports its own, so they are summed."""
     return by("sum", (), selector(catalogue.AGENTS, [f'state="{state}"']))
@@ -316,7 +312,7 @@ def wall_screen() -> builders.Dashboard:
                 "Waiting now",
                 "Contacts waiting in the queue now, per channel.",
                 units.Short,
-                [Query(_queue_gauge(catalogue.QUEUE_WAITING, in_queue), "{{channel}}")],
+                [Query(gauge(catalogue.QUEUE_WAITING, in_queue), "{{channel}}")],
                 Steps(BLUE),
                 6,
                 7,
@@ -330,7 +326,7 @@ def wall_screen() -> builders.Dashboard:
                 f"({thresholds.SERVICE_LEVEL_THRESHOLD.default:g} s), red past the maximum wait "
                 f"({thresholds.MAX_WAIT.default:g} s, the OldestWaitAboveMaximum alert).",
                 units.Seconds,
-                [Query(_queue_gauge(catalogue.QUEUE_OLDEST_WAIT, in_queue), "{{channel}}")],
+                [Query(gauge(catalogue.QUEUE_OLDEST_WAIT, in_queue), "{{channel}}")],
                 Steps(
                     GREEN,
                     ((thresholds.SERVICE_LEVEL_THRESHOLD.default, AMBER), (thresholds.MAX_WAIT.default, RED)),
@@ -348,7 +344,7 @@ def wall_screen() -> builders.Dashboard:
                 f"({thresholds.SERVICE_LEVEL.default:.0%}, the ServiceLevelBelowTarget alert). "
                 "NO DATA also when no contact was decided in the window.",
                 units.PercentUnit,
-                [Query(_queue_gauge(catalogue.WINDOW_SERVICE_LEVEL, (*in_queue, window)), "{{channel}}")],
+                [Query(gauge(catalogue.WINDOW_SERVICE_LEVEL, (*in_queue, window)), "{{channel}}")],
                 target_steps(thresholds.SERVICE_LEVEL),
                 6,
                 7,
@@ -362,7 +358,7 @@ def wall_screen() -> builders.Dashboard:
                 f"excluded). Red above the default target ({thresholds.ABANDON_RATIO.default:.0%}, the "
                 "AbandonRateAboveTarget alert). NO DATA also when no contact was decided in the window.",
                 units.PercentUnit,
-                [Query(_queue_gauge(catalogue.WINDOW_ABANDON_RATIO, (*in_queue, window)), "{{channel}}")],
+                [Query(gauge(catalogue.WINDOW_ABANDON_RATIO, (*in_queue, window)), "{{channel}}")],
                 target_steps(thresholds.ABANDON_RATIO),
                 6,
                 7,

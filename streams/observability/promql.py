@@ -44,12 +44,6 @@ def rate(metric: MetricSpec, window: str, matchers: Iterable[str] = (), labels: 
     return by("sum", labels, f"rate({selector(metric, matchers)}[{window}])")
 
 
-def increase(metric: MetricSpec, window: str, matchers: Iterable[str] = (), labels: Sequence[str] = QUEUE_LABELS) -> str:
-    """Increase of a counter over `window`, summed over workers."""
-    assert metric.kind is Kind.COUNTER, metric.name
-    return by("sum", labels, f"increase({selector(metric, matchers)}[{window}])")
-
-
 def quantile(
     q: float,
     metric: MetricSpec,

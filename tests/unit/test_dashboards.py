@@ -10,7 +10,6 @@ round trip differs) plus a structural JSON Schema of what Grafana needs here.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
