@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import sys
 import time
@@ -83,7 +84,8 @@ def worker() -> None:
 @main.command()
 @click.option("--rate", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
               help="Average events per second over all queues.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same traffic).")
+@click.option("--seed", type=int, default=None,
+              help="Random seed: the same seed gives the same traffic [default: random, printed].")
 @click.option("--duration", type=click.FloatRange(min=1), default=None,
               help="Simulated seconds of traffic [default: 600 with --output, endless otherwise].")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -108,6 +110,11 @@ def simulate(rate, seed, duration, output, realtime, duplicates, reorder, reorde
     from streams.simulator.output import produce_to_kafka, write_ndjson
 
     settings = _settings()
+    if seed is None:
+        # Event ids derive from the seed: a fixed default would make a rerun into the same
+        # topic all duplicates.
+        seed = random.SystemRandom().randrange(1, 2**31)
+    click.echo(f"seed {seed} (pass --seed {seed} to repeat this traffic)", err=True)
     to_file = output is not None
     if realtime is None:
         realtime = not to_file

@@ -191,21 +191,26 @@ class Pipeline:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     def owned_queue_states(self) -> list[tuple[str, dict]]:
-        """(queue key, state) of the queues whose partition this worker actively owns now."""
-        if self.app.rebalancing:
-            owned = set()
-        else:
-            owned = self.active_partitions(self.facts_topic.get_topic_name())
+        """(queue key, state) of the queues whose partition this worker actively owns now.
+
+        Nothing while a rebalance or recovery runs: a short gap is better than a
+        queue exported by two workers, or by one whose table is not restored yet.
+        """
+        if not self.ready or self.app.rebalancing:
+            return []
+        owned = self.active_partitions(self.facts_topic.get_topic_name())
         return [(key, value) for key, value in self.queues.items() if value and value.get("p") in owned]
 
     def owned_agent_states(self) -> list[dict]:
-        if self.app.rebalancing:
+        if not self.ready or self.app.rebalancing:
             return []
         owned = self.active_partitions(self.settings.input_topic)
         return [value for value in self.agents.values() if value and value.get("p") in owned]
 
     async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
         self.ready = False
+        self.due.clear()
+        self.heaps.clear()
         owned = {tp.partition for tp in assigned if tp.topic == self.settings.input_topic}
         for partition in list(self.clocks):
             if partition not in owned:

@@ -142,6 +142,8 @@ def _walk(events: list[tuple[int, dict]], queues, short_abandon_s: float) -> Non
             wait = t - enqueued
             queues[(queue, channel)].add("short_abandoned" if wait < short_abandon_s * 1000 else "abandoned", t, wait)
             status = "done" if kind == "contact.abandoned" else "ended"
+        elif kind == "contact.transferred" and status == "waiting":
+            status = "new"  # a flow-out: left the queue, neither answered nor abandoned
         elif kind == "contact.callback_requested" and status == "waiting":
             queues[(queue, channel)].add("callback", t)
             status = "new"

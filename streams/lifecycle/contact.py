@@ -206,7 +206,12 @@ def derive(contact_id: str, events: list[list], short_abandon_seconds) -> Derive
                 end_hold(t, late, False)
                 kind = CONNECTED
         elif typ == ev.CONTACT_TRANSFERRED:
-            if kind in (CONNECTED, ON_HOLD) and ans_queue is not None:
+            if kind == WAITING:
+                # Routed on before an answer (a flow-out): it left the queue, not abandoned.
+                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.QUEUE_TRANSFERRED, wait=t - enq_ms)
+                left_record(f.QUEUE_TRANSFERRED, t)
+                kind = NONE
+            elif kind in (CONNECTED, ON_HOLD) and ans_queue is not None:
                 if kind == ON_HOLD:
                     end_hold(t, late, False)
                 transfers += 1

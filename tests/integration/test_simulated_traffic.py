@@ -23,12 +23,12 @@ pytestmark = pytest.mark.integration
 UTC = ZoneInfo("UTC")
 
 
-def simulated_backlog(seed: int, duration_seconds: float = 900, rate: float = 10.0):
+def simulated_backlog(seed: int, duration_seconds: float = 900, rate: float = 10.0, drain: bool = True):
     """Messages whose event times all lie in the recent past (so every window holds some)."""
 
     def run(start_ms: int):
         return list(generate(SimulationSettings(
-            seed=seed, rate=rate, duration_seconds=duration_seconds, start_ms=start_ms, drain=True,
+            seed=seed, rate=rate, duration_seconds=duration_seconds, start_ms=start_ms, drain=drain,
             duplicate_ratio=0.02, reorder_ratio=0.05, reorder_max_skew_seconds=5.0, malformed_ratio=0.01)))
 
     now_ms = int(time.time() * 1000)

@@ -1,0 +1,71 @@
+"""Two workers on one input: every queue is exported by exactly one worker, with the right values,
+before and after one of them stops and starts again; /queues answers the same from either."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import wait_for
+from tests.integration.test_simulated_traffic import simulated_backlog
+from tests.oracle import expected_from_events
+
+pytestmark = pytest.mark.integration
+
+
+def exported_queued_totals(worker) -> dict[tuple[str, str], float]:
+    return {
+        (dict(labels)["queue"], dict(labels)["channel"]): value
+        for (name, labels), value in worker.metrics().items()
+        if name == "callpulse_contacts_queued_total"
+    }
+
+
+def each_queue_exported_once(workers, expected: dict) -> bool:
+    """True when the workers' exports partition the queues exactly, with the expected counts."""
+    seen: dict = {}
+    for worker in workers:
+        for key, value in exported_queued_totals(worker).items():
+            if key in seen:
+                return False  # exported twice
+            seen[key] = value
+    return seen == expected
+
+
+def test_each_queue_is_exported_by_exactly_one_worker_across_a_restart(stack):
+    messages = simulated_backlog(seed=3, duration_seconds=600)
+    queues, _ = expected_from_events([m.event for m in messages if m.event])
+    expected = {key: exp.totals()["contacts_queued"] for key, exp in queues.items()}
+
+    w1 = stack.worker("w1").start()
+    w2 = stack.worker("w2").start()
+    stack.produce((m.key, m.value) for m in messages)
+
+    def settled(*workers):
+        def check():
+            return all(w.get_json("/readyz")[0] == 200 for w in workers) and \
+                each_queue_exported_once(workers, expected)
+        return check
+
+    wait_for(settled(w1, w2), 180, interval=0.5, message="both workers share the queues")
+    assert exported_queued_totals(w1) and exported_queued_totals(w2), "both workers should own some queues"
+
+    # Any worker answers /queues with every queue, fetching the others from their owner.
+    for worker in (w1, w2):
+        status, body = worker.get_json("/queues")
+        assert status == 200
+        assert {(r["queue"], r["channel"]): r["totals"]["contacts_queued"] for r in body["queues"]} == expected
+    some_queue = sorted(expected)[0][0]
+    status_1, body_1 = w1.get_json(f"/queues/{some_queue}")
+    status_2, body_2 = w2.get_json(f"/queues/{some_queue}")
+    assert status_1 == status_2 == 200
+    assert [r["totals"] for r in body_1["channels"]] == [r["totals"] for r in body_2["channels"]]
+    assert w1.get_json("/queues/no-such-queue")[0] == 404
+
+    w2.stop()
+    wait_for(settled(w1), 120, interval=0.5, message="the remaining worker exports every queue")
+
+    w2_again = stack.worker("w2")
+    w2_again.port = w2.port
+    w2_again.start()
+    wait_for(settled(w1, w2_again), 180, interval=0.5, message="the restarted worker takes its queues back")
+    assert exported_queued_totals(w2_again), "the restarted worker should own some queues again"
