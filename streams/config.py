@@ -13,11 +13,19 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveSeconds = Annotated[float, Field(gt=0.0)]
-NonNegativeSeconds = Annotated[float, Field(ge=0.0)]
+def _number(value: object) -> object:
+    """YAML numbers only: `true` or "20" where a number belongs is a mistake, not 1.0 or 20."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+Ratio = Annotated[Number, Field(ge=0.0, le=1.0)]
+PositiveSeconds = Annotated[Number, Field(gt=0.0)]
+NonNegativeSeconds = Annotated[Number, Field(ge=0.0)]
 
 
 class ConfigError(ValueError):
@@ -141,6 +149,8 @@ def load_config(path: str | Path | None) -> CallpulseConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -156,6 +156,7 @@ class Pipeline:
                 "block_cache_compressed_size": 4 * 1024**2,
             },
             logging_config=None,
+            **({"producer_max_batch_size": s.producer_max_batch_bytes} if s.producer_max_batch_bytes else {}),
         )
         partitions = s.partitions
         # internal=True: the worker creates these topics when missing, with `partitions`
@@ -314,10 +315,11 @@ class Pipeline:
         self.health.processed(event.type, late=outcome.late)
         new_state = outcome.state
         sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, offset], 0)
-        new_state["out"] = [f.SRC_INPUT, offset, sent, []] if sent else None
+        new_state["out"] = [f.SRC_INPUT, offset, sent, outcome.records] if (sent or outcome.records) else None
         self.contacts[contact_id] = new_state
         self._index(partition, contact_id, new_state)
         await self._send_facts(sent)
+        await self._send_records(outcome.records)
 
     @staticmethod
     def _stamp(facts: list[dict], src: list[int], base_index: int) -> list[dict]:
@@ -374,10 +376,14 @@ class Pipeline:
     # ----- sweep: watermark ticks ----------------------------------------------------------
 
     def watermark_ms(self, clock: PartitionClock, now_monotonic: float) -> int:
-        """Newest event time minus the skew; an idle partition lets its newest time count as final."""
+        """No event before this time is expected any more (exclusive).
+
+        Newest event time minus the skew, so an event exactly `skew` late still
+        counts; an idle partition lets everything up to its newest event count as final.
+        """
         skew = self.limits.skew_ms
         if now_monotonic - clock.last_event_monotonic >= self.settings.idle_finalize_seconds:
-            return max(clock.stream_time_ms, self.wall_clock_ms() - skew)
+            return max(clock.stream_time_ms + 1, self.wall_clock_ms() - skew)
         return clock.stream_time_ms - skew
 
     async def _sweep(self) -> None:

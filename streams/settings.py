@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # Seconds an idle input partition waits before its newest event time counts as final.
     idle_finalize_seconds: float = Field(30.0, gt=0)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
+    # Producer batch size (bytes); unset = Faust's default. The embedded broker (tansu 0.6)
+    # reports a partition's end offset as its last record batch's base offset + 1, which
+    # breaks Faust's table recovery unless every batch holds one record: `make run` and the
+    # tests set 1 for it. Never needed with Apache Kafka.
+    producer_max_batch_bytes: int | None = Field(None, ge=1)
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"

@@ -69,7 +69,7 @@ class QueueExpectation:
                       if datetime.fromtimestamp(h.t_ms / 1000, zone).date() == day]
         else:
             newest = now_ms // 1000 // 10 * 10
-            oldest = newest - WINDOW_SECONDS[window] + 10
+            oldest = newest - WINDOW_SECONDS[window]
             chosen = [h for h in self.happenings if oldest <= h.t_ms // 1000 // 10 * 10 <= newest]
         by = defaultdict(list)
         for h in chosen:

@@ -8,8 +8,10 @@ events within the reorder skew never changes a result:
 - `derive(events)` walks the sorted events and returns every fact with the
   event time that decided it, plus the contact's current status;
 - gauge deltas (status changes) and queue entries are sent at once;
-- outcome facts are sent once the watermark passes their time (`finalize`),
-  tracked by one number per contact, `fin`: facts at or before `fin` are sent.
+- outcome facts are sent once the watermark passes their time (`finalize`);
+  `fin` is the contact's last watermark and `sent` the identities of what went
+  out, so nothing is sent twice and an event later than the skew still adds
+  what it can without changing an outcome already sent.
 
 A contact that is done keeps only a tombstone (its event ids, for
 deduplication) until the retention passes; one that goes silent is expired.
@@ -84,7 +86,8 @@ def _sort_key(e: list) -> tuple:
 
 
 def new_state(partition: int) -> dict:
-    return {"p": partition, "ev": [], "seen": {}, "fin": 0, "st": None, "last": 0, "done": 0, "end": None}
+    return {"p": partition, "ev": [], "seen": {}, "fin": 0, "sent": [], "st": None, "last": 0, "done": 0,
+            "end": None}
 
 
 @dataclass(slots=True)
@@ -97,6 +100,10 @@ class Derived:
     finished: bool = False  # nothing more is expected of this contact
     end_ms: int | None = None  # when it ended (for the wrap-up timeout)
     pending_end_record: dict | None = None  # "ended" record waiting for the wrap-up's handle time
+    left: dict | None = None  # the latest left_queue record
+    holds: int = 0
+    hold_ms: int = 0
+    transfers: int = 0
 
 
 def _status_vector(kind: str, queue: str | None, channel: str | None, enq_ms: int | None) -> list | None:
@@ -257,6 +264,7 @@ def derive(contact_id: str, events: list[list], short_abandon_seconds) -> Derive
     elif kind in (CONNECTED, ON_HOLD):
         out.status = _status_vector(kind, ans_queue, channel, None)
     out.finished = kind == DONE
+    out.left, out.holds, out.hold_ms, out.transfers = left, holds, hold_total_ms, transfers
     return out
 
 
@@ -312,7 +320,24 @@ class Outcome:
     duplicate: bool = False
     replay: bool = False
     late: bool = False
-    expired_queue: tuple[str, str] | None = None
+
+
+def fact_identity(item: dict) -> str:
+    """What makes a fact the same fact across re-derivations.
+
+    A queue visit is identified by its queue and entry time, not by its
+    outcome: once a visit's outcome is sent, an event arriving later than the
+    skew cannot add a second, different outcome for it.
+    """
+    if item["k"] == f.LEFT_QUEUE:
+        return f"left|{item['q']}|{item['t'] - item['wait']}"
+    return f"{item['k']}|{item['t']}"
+
+
+def record_identity(record: dict) -> str:
+    if record["record"] == "left_queue":
+        return f"record|left|{record['queue']}|{record['enqueued_at_ms']}"
+    return "record|ended"
 
 
 def _insert_sorted(events: list[list], item: list) -> None:
@@ -323,13 +348,49 @@ def _insert_sorted(events: list[list], item: list) -> None:
     events.insert(i, item)
 
 
+def _keep_chat_message(events: list[list], item: list, limit: int) -> bool:
+    """Only agent messages matter (first response), and only the earliest few by event time."""
+    if item[A] != "agent":
+        return False
+    chats = [e for e in events if e[TYPE] == ev.CHAT_MESSAGE]
+    if len(chats) < limit:
+        return True
+    latest = max(chats, key=_sort_key)
+    if _sort_key(item) < _sort_key(latest):
+        events.remove(latest)
+        return True
+    return False
+
+
+def _send_new(state: dict, derived: Derived, result: Outcome, before_ms: int, queue_entries: bool) -> None:
+    """Append to `result` the facts and records before `before_ms` not sent yet, and mark them sent."""
+    sent = state["sent"]
+    known = set(sent)
+    for item in derived.facts:
+        if item["t"] < before_ms or (queue_entries and item["k"] == f.ENQUEUED):
+            identity = fact_identity(item)
+            if identity not in known:
+                known.add(identity)
+                sent.append(identity)
+                result.facts.append(item)
+    for record in derived.records:
+        if record["t"] < before_ms:
+            identity = record_identity(record)
+            if identity not in known:
+                known.add(identity)
+                sent.append(identity)
+                result.records.append(record)
+
+
 def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: int, partition: int,
                 stream_time_ms: int, limits: Limits, short_abandon_seconds) -> Outcome:
-    """Add one event to a contact: dedupe it, re-derive, and return gauge deltas at once.
+    """Add one event to a contact: dedupe it, re-derive, and return what is final already.
 
     `offset` identifies the message; the same event_id at the same offset is a
     replay after a restart (not a duplicate), whose state change is already in.
-    Outcome facts are not sent here but by `finalize` once the watermark passes.
+    Sent at once: gauge deltas, queue entries (no later event can undo one),
+    and whatever this event adds before the contact's last watermark (an event
+    later than the skew). The rest waits for `finalize`.
     """
     state = state if state is not None else new_state(partition)
     seen = state["seen"]
@@ -340,95 +401,84 @@ def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: in
     late = event.occurred_at_ms < stream_time_ms - limits.late_ms
     if state["done"]:
         # A new lifecycle for a contact that had finished (e.g. a callback): start over, keep ids.
-        state.update(ev=[], fin=0, st=None, done=0, end=None)
+        state.update(ev=[], fin=0, st=None, done=0, end=None, sent=[])
+    state["last"] = max(state["last"], event.occurred_at_ms)
     item = compact(event, late)
     events = state["ev"]
-    if event.type == ev.CHAT_MESSAGE:
-        if item[A] != "agent" or sum(1 for e in events if e[TYPE] == ev.CHAT_MESSAGE) >= limits.max_chat_messages:
-            # Only agent messages matter (first response); a few suffice.
-            state["last"] = max(state["last"], event.occurred_at_ms)
-            return Outcome(state=state, late=late)
-    _insert_sorted(events, item)
-    state["last"] = max(state["last"], event.occurred_at_ms)
-    derived = derive(contact_id, events, short_abandon_seconds)
-    state["end"] = derived.end_ms
     result = Outcome(state=state, late=late)
+    if event.type == ev.CHAT_MESSAGE and not _keep_chat_message(events, item, limits.max_chat_messages):
+        return result
+    _insert_sorted(events, item)
+    derived = derive(contact_id, events, short_abandon_seconds)
+    state["end"] = derived.end_ms if derived.status is None else None
     result.facts = gauge_deltas(state["st"], derived.status)
     state["st"] = derived.status
-    if event.type == ev.CONTACT_QUEUED and event.occurred_at_ms > state["fin"]:
-        # A queue entry is final the moment it happens (no later event can undo it), so
-        # "queued" counts move at once; finalize() leaves these out.
-        entry = {"k": f.ENQUEUED, "t": event.occurred_at_ms, "q": event.queue, "c": event.channel}
-        if late:
-            entry["l"] = 1
-        result.facts.append(entry)
+    _send_new(state, derived, result, state["fin"], queue_entries=True)
     return result
 
 
 def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, short_abandon_seconds) -> Outcome:
-    """Send what became final at `watermark_ms`: outcome facts, records, expiry, tombstone, deletion."""
+    """Send what became final now that no event before `watermark_ms` can arrive any more.
+
+    Also: expiry of a silent contact, the tombstone of a finished one, and its
+    deletion once the dedupe retention has passed.
+    """
     result = Outcome(state=state)
     if state["done"]:
         if watermark_ms >= state["last"] + limits.dedupe_retention_ms:
             result.state = None
         return result
-    fin = state["fin"]
-    if watermark_ms <= fin:
+    if watermark_ms <= state["fin"]:
         return result
     derived = derive(contact_id, state["ev"], short_abandon_seconds)
-    result.facts = [x for x in derived.facts if fin < x["t"] <= watermark_ms and x["k"] != f.ENQUEUED]
-    result.records = [r for r in derived.records if fin < r["t"] <= watermark_ms]
+    _send_new(state, derived, result, watermark_ms, queue_entries=True)
     state["fin"] = watermark_ms
     last = state["last"]
-    if derived.finished and watermark_ms >= last:
-        _tombstone(state)
-    elif derived.end_ms is not None and watermark_ms >= derived.end_ms + limits.wrapup_timeout_ms:
+    if derived.finished and watermark_ms > last:
+        _tombstone(state, result)
+    elif state["end"] is not None and watermark_ms >= state["end"] + limits.wrapup_timeout_ms:
         # Ended, but the wrap-up never came: stop waiting for it (no handle time).
         if derived.pending_end_record is not None:
             result.records.append(derived.pending_end_record)
-        _tombstone(state)
+        _tombstone(state, result)
     elif watermark_ms >= last + limits.expiry_ms:
-        result.facts += _expire(state, contact_id, derived, watermark_ms, result)
-        _tombstone(state)
+        _expire(state, contact_id, derived, watermark_ms, result)
+        _tombstone(state, result)
     return result
 
 
-def _expire(state: dict, contact_id: str, derived: Derived, watermark_ms: int, result: Outcome) -> list[dict]:
-    """A contact with no event for the expiry time: leave the gauges, count it expired."""
-    out = gauge_deltas(state["st"], None)
-    state["st"] = None
+def _expire(state: dict, contact_id: str, derived: Derived, watermark_ms: int, result: Outcome) -> None:
+    """A contact with no event for the expiry time: count it expired where it was."""
     status = derived.status
-    if status is not None:
-        kind, queue, channel, enq_ms = status
-        item = {"k": f.EXPIRED, "t": watermark_ms, "q": queue, "c": channel}
-        if kind == WAITING:
-            item["wait"] = watermark_ms - enq_ms
-        out.append(item)
-        result.expired_queue = (queue, channel)
-        result.records.append({
-            "record": "ended", "contact_id": contact_id, "queue": queue, "channel": channel,
-            "outcome": f.OUTCOME_EXPIRED, "enqueued_at_ms": enq_ms, "left_queue_at_ms": None,
-            "wait_ms": None, "agent_id": None, "holds": 0, "hold_seconds": 0.0, "transfers": 0,
-            "handle_seconds": None, "ended_at_ms": None, "t": watermark_ms,
-        })
-    return out
+    if status is None:
+        return
+    kind, queue, channel, enq_ms = status
+    item = {"k": f.EXPIRED, "t": watermark_ms, "q": queue, "c": channel}
+    if kind == WAITING:
+        item["wait"] = watermark_ms - enq_ms
+    result.facts.append(item)
+    record = _ended_record(contact_id, derived.left, f.OUTCOME_EXPIRED, derived.holds, derived.hold_ms,
+                           derived.transfers, None, watermark_ms)
+    record.update(queue=queue, channel=channel, ended_at_ms=None)
+    if kind == WAITING:
+        record.update(enqueued_at_ms=enq_ms, left_queue_at_ms=None, wait_ms=None, agent_id=None)
+    result.records.append(record)
 
 
-def _tombstone(state: dict) -> None:
-    state["ev"] = []
-    state["done"] = 1
-    state["st"] = None
+def _tombstone(state: dict, result: Outcome) -> None:
+    """Keep only what deduplication needs; take the contact out of every gauge."""
+    result.facts.extend(gauge_deltas(state["st"], None))
+    state.update(ev=[], done=1, st=None, sent=[], end=None)
 
 
 def due_ms(state: dict, limits: Limits) -> int:
     """The watermark at which `finalize` has something to do for this contact."""
     if state["done"]:
         return state["last"] + limits.dedupe_retention_ms
-    events = state["ev"]
-    pending = [e[T] for e in events if e[T] > state["fin"]]
     candidates = [state["last"] + limits.expiry_ms]
     if state.get("end") is not None:
         candidates.append(state["end"] + limits.wrapup_timeout_ms)
+    pending = [e[T] for e in state["ev"] if e[T] >= state["fin"]]
     if pending:
-        candidates.append(min(pending))
+        candidates.append(min(pending) + 1)  # final once the watermark is past it
     return min(candidates)

@@ -1,8 +1,9 @@
 """Read a queue's state as of a moment: window values, current state, estimated wait.
 
 Rolling windows end at `now` and are read from 10-second event-time buckets:
-the "5m" window is the 30 most recent buckets, the current (partial) one
-included, so it starts up to 10 s before now - 5m. "today" is the running total
+the "5m" window is the 31 most recent buckets, the current (partial) one
+included, so it holds every event of the last 5 minutes and starts between 0
+and 10 s before now - 5m (never later: a window is never short). "today" is the running total
 of the local day of `now` in the configured time zone. A ratio or mean whose
 denominator is zero is None (not exported).
 """
@@ -23,7 +24,7 @@ def window_vector(state: dict, window: str, now_ms: int, zone: ZoneInfo) -> list
         return list(day) if day else [0] * qs.VECTOR_SIZE
     now_s = now_ms // 1000
     newest = now_s // qs.BUCKET_SECONDS * qs.BUCKET_SECONDS
-    oldest = newest - ROLLING_WINDOW_SECONDS[window] + qs.BUCKET_SECONDS
+    oldest = newest - ROLLING_WINDOW_SECONDS[window]
     total = [0] * qs.VECTOR_SIZE
     for key, vector in state["b"].items():
         if oldest <= int(key) <= newest:

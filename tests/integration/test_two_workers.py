@@ -12,16 +12,29 @@ from tests.oracle import expected_from_events
 pytestmark = pytest.mark.integration
 
 
-def exported_queued_totals(worker) -> dict[tuple[str, str], float]:
-    return {
-        (dict(labels)["queue"], dict(labels)["channel"]): value
-        for (name, labels), value in worker.metrics().items()
-        if name == "callpulse_contacts_queued_total"
-    }
+COUNTERS = {
+    "callpulse_contacts_queued_total": "contacts_queued",
+    "callpulse_contacts_answered_total": "contacts_answered",
+    "callpulse_contacts_abandoned_total": "contacts_abandoned",
+    "callpulse_contacts_short_abandoned_total": "contacts_short_abandoned",
+    "callpulse_contacts_callback_total": "contacts_callback",
+    "callpulse_holds_total": "holds",
+    "callpulse_hold_abandons_total": "hold_abandons",
+}
+
+
+def exported_queued_totals(worker) -> dict[tuple[str, str], dict]:
+    """{(queue, channel): {total name: value}} of the per-queue counters this worker exports."""
+    exported: dict = {}
+    for (name, labels), value in worker.metrics().items():
+        if name in COUNTERS:
+            labels = dict(labels)
+            exported.setdefault((labels["queue"], labels["channel"]), {})[COUNTERS[name]] = value
+    return exported
 
 
 def each_queue_exported_once(workers, expected: dict) -> bool:
-    """True when the workers' exports partition the queues exactly, with the expected counts."""
+    """True when the workers' exports partition the queues exactly, with the expected totals."""
     seen: dict = {}
     for worker in workers:
         for key, value in exported_queued_totals(worker).items():
@@ -34,7 +47,7 @@ def each_queue_exported_once(workers, expected: dict) -> bool:
 def test_each_queue_is_exported_by_exactly_one_worker_across_a_restart(stack):
     messages = simulated_backlog(seed=3, duration_seconds=600)
     queues, _ = expected_from_events([m.event for m in messages if m.event])
-    expected = {key: exp.totals()["contacts_queued"] for key, exp in queues.items()}
+    expected = {key: {name: exp.totals()[name] for name in COUNTERS.values()} for key, exp in queues.items()}
 
     w1 = stack.worker("w1").start()
     w2 = stack.worker("w2").start()
@@ -53,7 +66,8 @@ def test_each_queue_is_exported_by_exactly_one_worker_across_a_restart(stack):
     for worker in (w1, w2):
         status, body = worker.get_json("/queues")
         assert status == 200
-        assert {(r["queue"], r["channel"]): r["totals"]["contacts_queued"] for r in body["queues"]} == expected
+        assert {(r["queue"], r["channel"]): {name: r["totals"][name] for name in COUNTERS.values()}
+                for r in body["queues"]} == expected
     some_queue = sorted(expected)[0][0]
     status_1, body_1 = w1.get_json(f"/queues/{some_queue}")
     status_2, body_2 = w2.get_json(f"/queues/{some_queue}")

@@ -156,17 +156,11 @@ def test_directory_instead_of_a_file_raises_config_error(tmp_path):
         load_config(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: load_config catches only OSError around read_text; a file that is not UTF-8 raises "
-    "a bare UnicodeDecodeError instead of ConfigError"))
 def test_file_that_is_not_utf8_raises_config_error(write):
     with pytest.raises(ConfigError):
         load_config(write(b"timezone: Europe/Berlin\ndefaults:\n  target_abandon_ratio: 0.0\xff\n"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: pydantic's lax mode turns a YAML boolean into a number (true -> 1.0, so 'yes' or 'on' "
-    "silently becomes a 1 s threshold); a boolean is a wrong type and must stop start-up"))
 @pytest.mark.parametrize("text", [
     "defaults:\n  service_level_threshold_seconds: true\n",
     "queues:\n  support:\n    target_service_level_ratio: yes\n",

@@ -211,19 +211,10 @@ def test_wait_histogram_counts_each_wait_under_the_smallest_edge_at_or_above_it(
 NOW_MS = ms(7200)  # a bucket boundary
 
 
-WINDOW_START_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: window_vector sums only the 30/90/360 buckets ending with the current one "
-    "(oldest = newest - length + 10 s), so with now on a bucket boundary the window covers just "
-    "the last length - 10 s: facts 291-299 s old are missing from 5m, although the docstring says "
-    "the window starts up to 10 s before now - length"))
-
-
 def inside_cases():
     for window, length in ROLLING_WINDOW_SECONDS.items():
-        for age_s in (0, 0.5, 1, length // 2, length - 10):
+        for age_s in (0, 0.5, 1, length // 2, length - 10, length - 9, length - 1, length):
             yield pytest.param(window, age_s, id=f"{window}-{age_s}s")
-        for age_s in (length - 9, length - 1):
-            yield pytest.param(window, age_s, id=f"{window}-{age_s}s", marks=WINDOW_START_BUG)
 
 
 @pytest.mark.parametrize(("window", "age_s"), inside_cases())
