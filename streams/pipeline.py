@@ -43,6 +43,7 @@ from streams.lifecycle import facts as f
 from streams.metrics.catalogue import wait_buckets
 from streams.metrics.exporter import QueueCollector
 from streams.metrics.health import PipelineHealth
+from streams.platforms.agents import register_raw_agents
 from streams.queues import state as qs
 from streams.settings import Settings
 from streams.web import register_views
@@ -122,6 +123,7 @@ class Pipeline:
             wait_edges=self.wait_edges, now_ms=self.wall_clock_ms, max_wait_age_ms=self.limits.expiry_ms,
             tracked_contacts=self.tracked_contacts, newest_event_ms=self.newest_event_time_ms))
         register_views(self)
+        register_raw_agents(self)
 
     # ----- wiring -------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # breaks Faust's table recovery unless every batch holds one record: `make run` and the
     # tests set 1 for it. Never needed with Apache Kafka.
     producer_max_batch_bytes: int | None = Field(None, ge=1)
+    # Raw platform topics are <prefix>.asterisk, .connect and .twilio; empty turns their agents off.
+    raw_topic_prefix: str = "callpulse.raw"
+    # Converter options per platform (JSON), for the raw topic agents and `callpulse ingest`,
+    # e.g. {"connect": {"queue_names": {"<queue id>": "support"}}} (docs/platforms.md).
+    platform_options: dict[str, dict] = Field(default_factory=dict)
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
@@ -47,6 +52,16 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+
+    @field_validator("platform_options")
+    @classmethod
+    def _converters_take_the_options(cls, value: dict[str, dict]) -> dict[str, dict]:
+        """Fail at start-up, naming the option, rather than when the first record arrives."""
+        from streams.platforms.feed import new_converter
+
+        for platform, options in value.items():
+            new_converter(platform, options)
+        return value
 
     @property
     def bootstrap_servers(self) -> str:
