@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from streams.config import ConfigError, load_config
+from streams.ingest import PLATFORMS
 from streams.settings import Settings
 
 
@@ -147,6 +148,76 @@ def simulate(rate, seed, duration, output, realtime, duplicates, reorder, reorde
         click.echo("stopped", err=True)
         return
     click.echo(f"sent {count} messages to {topic}", err=True)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, label = value.partition("=")
+        if not sep or not name or not label:
+            raise click.BadParameter(f"expected NAME=VALUE, got {value!r}", param_hint=option)
+        pairs[name] = label
+    return pairs
+
+
+@main.command()
+@click.argument("platform", type=click.Choice(PLATFORMS))
+@click.argument("path", metavar="PATH|-")
+@click.option("--follow", "-f", is_flag=True,
+              help="Keep reading lines appended to PATH (reopened after rotation or truncation) until Ctrl-C.")
+@click.option("--queue-extension", multiple=True, metavar="EXTEN=QUEUE",
+              help="asterisk: a dialplan extension that runs Queue(QUEUE); a blind transfer to it is a re-queue.")
+@click.option("--callback-key", multiple=True, metavar="KEY",
+              help="asterisk: an EXITWITHKEY digit that means a callback request.")
+@click.option("--queue-name", multiple=True, metavar="ID=NAME",
+              help="connect: the queue label for a queue id or ARN [default: the queue id].")
+@click.option("--topic", default=None, help="Input topic [default: $CALLPULSE_INPUT_TOPIC].")
+@click.option("--status-seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="How often to print progress.")
+def ingest(platform, path, follow, queue_extension, callback_key, queue_name, topic, status_seconds) -> None:
+    """Convert PLATFORM records in PATH (or stdin) to v1 events on the input topic.
+
+    asterisk: queue_log lines; connect: EventBridge contact events and agent event
+    stream records, one JSON per line; twilio: TaskRouter webhooks (JSON or
+    urlencoded) and Event Streams CloudEvents, one per line. Unconvertible lines
+    are reported here and go to callpulse.dead-letter. Event ids derive from the
+    records, so running the same file again changes nothing (docs/platforms.md).
+    """
+    from streams.ingest import DEAD_LETTER_TOPIC, IngestError, IngestStats
+    from streams.ingest import ingest as run_ingest
+    from streams.platforms.feed import ConverterOptionsError, merge_options, new_converter
+
+    flags = {"--queue-extension": ("asterisk", {"queue_extensions": _pairs(queue_extension, "--queue-extension")}),
+             "--callback-key": ("asterisk", {"callback_keys": list(callback_key)}),
+             "--queue-name": ("connect", {"queue_names": _pairs(queue_name, "--queue-name")})}
+    overrides: dict = {}
+    for option, (owner, values) in flags.items():
+        if any(values.values()):
+            if owner != platform:
+                raise click.UsageError(f"{option} is for {owner}, not {platform}")
+            overrides.update(values)
+    settings = _settings()
+    try:
+        converter = new_converter(platform, merge_options(settings.platform_options.get(platform), overrides))
+    except ConverterOptionsError as problem:
+        raise click.ClickException(f"{problem} (CALLPULSE_PLATFORM_OPTIONS and the command line)") from None
+    stats = IngestStats()
+
+    def report(text: str) -> None:
+        click.echo(text, err=True)
+
+    try:
+        stopped = asyncio.run(run_ingest(converter, path, follow=follow, settings=settings,
+                                         topic=topic or settings.input_topic, stats=stats, report=report,
+                                         status_seconds=status_seconds))
+    except IngestError as problem:
+        report(f"failed after {stats}")
+        raise click.ClickException(str(problem)) from None
+    except KeyboardInterrupt:
+        report(f"interrupted after {stats}")
+        sys.exit(130)
+    report(f"{'stopped' if stopped else 'done'}: {stats}"
+           + (f" (rejected lines are in {DEAD_LETTER_TOPIC})" if stats.rejected else ""))
 
 
 if __name__ == "__main__":
