@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
@@ -194,19 +195,22 @@ async def follow_stream(stream: BinaryIO, stopping: asyncio.Event,
 
 def _pump(stream: BinaryIO, loop: asyncio.AbstractEventLoop, chunks: asyncio.Queue) -> None:
     read = getattr(stream, "read1", stream.read)  # read1: what is there now, not a full chunk
-    item: bytes | BaseException | None
+
+    def put(item: bytes | BaseException | None) -> bool:
+        try:
+            asyncio.run_coroutine_threadsafe(chunks.put(item), loop).result()
+            return True
+        except (RuntimeError, CancelledError):
+            return False  # the event loop is stopping or gone: the command has stopped
+
     try:
         while chunk := read(READ_CHUNK_BYTES):
-            asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
-        item = None
-    except RuntimeError:
-        return  # the event loop is gone: the command stopped
+            if not put(chunk):
+                return
     except Exception as problem:
-        item = problem
-    try:
-        asyncio.run_coroutine_threadsafe(chunks.put(item), loop).result()
-    except RuntimeError:
-        pass
+        put(problem)
+        return
+    put(None)
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
