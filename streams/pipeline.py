@@ -88,6 +88,10 @@ class PartitionClock:
 
     stream_time_ms: int = 0
     last_event_monotonic: float = field(default_factory=time.monotonic)
+    # Highest input offset whose event is in the contacts table; a tick covers events up to it.
+    input_offset: int = -1
+    # Ticks replayed ahead of the input they cover, waiting for it (see _on_tick).
+    waiting_ticks: list = field(default_factory=list)
 
 
 def limits_from(config: CallpulseConfig) -> lc.Limits:
@@ -226,11 +230,16 @@ class Pipeline:
         owned = self.active_partitions(self.settings.input_topic)
         self.due.clear()
         self.heaps.clear()
+        newest_offset: dict[int, int] = {}
         for contact_id, state in self.contacts.items():
             if state and state.get("p") in owned:
                 self._index(state["p"], contact_id, state)
+                offsets = [e[lc.OFFSET] for e in state["ev"]]
+                if offsets:
+                    newest_offset[state["p"]] = max(newest_offset.get(state["p"], -1), max(offsets))
         for partition in owned:
-            self.clocks.setdefault(partition, PartitionClock())
+            clock = self.clocks.setdefault(partition, PartitionClock())
+            clock.input_offset = max(clock.input_offset, newest_offset.get(partition, -1))
         self.ready = True
         log.info("recovery finished: %d contacts in flight on partitions %s",
                  sum(len(d) for d in self.due.values()), sorted(owned))
@@ -262,9 +271,20 @@ class Pipeline:
         async for event in stream.events():
             message = event.message
             if message.topic == tick_topic:
-                await self._on_tick(message)
+                clock = self.clocks.setdefault(message.partition, PartitionClock())
+                tick = orjson.loads(message.value)
+                if tick["o"] > clock.input_offset:
+                    # Replayed ahead of the input it covers: apply it right after that input,
+                    # as the first run did (a tick lost this way is re-sent by the sweep).
+                    clock.waiting_ticks.append((message.partition, message.offset, tick))
+                else:
+                    await self._on_tick(message.partition, message.offset, tick)
             else:
                 await self._on_input(message)
+                clock = self.clocks[message.partition]
+                clock.input_offset = max(clock.input_offset, message.offset)
+                while clock.waiting_ticks and clock.waiting_ticks[0][2]["o"] <= clock.input_offset:
+                    await self._on_tick(*clock.waiting_ticks.pop(0))
 
     async def _on_input(self, message) -> None:
         partition, offset = message.partition, message.offset
@@ -350,10 +370,8 @@ class Pipeline:
             await self._send_facts(out[2])
             await self._send_records(out[3])
 
-    async def _on_tick(self, message) -> None:
-        partition, offset = message.partition, message.offset
-        tick = orjson.loads(message.value)
-        watermark = tick["w"]
+    async def _on_tick(self, partition: int, offset: int, tick: dict) -> None:
+        watermark, covered_offset = tick["w"], tick["o"]
         for position, contact_id in enumerate(tick["c"]):
             state = self.contacts.get(contact_id)
             if state is None:
@@ -362,7 +380,8 @@ class Pipeline:
             if state.get("tk", -1) >= offset:
                 await self._resend_outbox(state, f.SRC_TICK, offset)
                 continue
-            outcome = lc.finalize(state, contact_id, watermark, self.limits, self.short_abandon_seconds)
+            outcome = lc.finalize(state, contact_id, watermark, self.limits, self.short_abandon_seconds,
+                                  covered_offset)
             sent = self._stamp(outcome.facts, [f.SRC_TICK, partition, offset], position * TICK_POSITION_STRIDE)
             if outcome.state is None:
                 del self.contacts[contact_id]
@@ -409,7 +428,8 @@ class Pipeline:
             for start in range(0, len(ready), MAX_TICK_CONTACTS):
                 chunk = ready[start:start + MAX_TICK_CONTACTS]
                 await self.app.producer.send(
-                    tick_topic, key=None, value=orjson.dumps({"w": watermark, "c": chunk}),
+                    tick_topic, key=None,
+                    value=orjson.dumps({"w": watermark, "o": clock.input_offset, "c": chunk}),
                     partition=partition, timestamp=None, headers=None)
 
     # ----- queue aggregation agent ----------------------------------------------------------

@@ -98,8 +98,10 @@ class Stack:
     def produce(self, messages: Iterable[tuple[bytes | None, bytes]], topic: str | None = None) -> int:
         return asyncio.run(_produce(self.bootstrap, topic or self.input_topic, list(messages)))
 
-    def consume(self, topic: str, count: int, timeout: float = 30.0) -> list:
-        return asyncio.run(_consume(self.bootstrap, topic, count, timeout))
+    def consume(self, topic: str, count: int, timeout: float = 30.0,
+                accept: Callable[[object], bool] | None = None) -> list:
+        """The first `count` records of `topic` that `accept` (shared topics hold other tests' records)."""
+        return asyncio.run(_consume(self.bootstrap, topic, count, timeout, accept or (lambda record: True)))
 
 
 class Worker:
@@ -193,7 +195,7 @@ async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None
     return len(messages)
 
 
-async def _consume(bootstrap: str, topic: str, count: int, timeout: float) -> list:
+async def _consume(bootstrap: str, topic: str, count: int, timeout: float, accept) -> list:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
@@ -205,7 +207,7 @@ async def _consume(bootstrap: str, topic: str, count: int, timeout: float) -> li
         while len(records) < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
-                records.extend(messages)
+                records.extend(m for m in messages if accept(m))
     finally:
         await consumer.stop()
     return records

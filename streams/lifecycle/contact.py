@@ -47,8 +47,8 @@ TRANSFERRING = "transferring"
 WRAPUP = "wrapup"
 DONE = "done"
 
-# Compact event layout in state["ev"]: [t_ms, type, a, b, late, event_id]
-T, TYPE, A, B, LATE, EID = range(6)
+# Compact event layout in state["ev"]: [t_ms, type, a, b, late, event_id, input offset]
+T, TYPE, A, B, LATE, EID, OFFSET = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ class Limits:
     max_chat_messages: int = 8
 
 
-def compact(event: ev.Event, late: bool) -> list:
+def compact(event: ev.Event, late: bool, offset: int = 0) -> list:
     """The few fields of an event the lifecycle needs, as a small list."""
     t = event.type
     if t == ev.CONTACT_QUEUED:
@@ -78,7 +78,7 @@ def compact(event: ev.Event, late: bool) -> list:
         a, b = event.sender, None
     else:
         a, b = None, None
-    return [event.occurred_at_ms, t, a, b, 1 if late else 0, event.event_id]
+    return [event.occurred_at_ms, t, a, b, 1 if late else 0, event.event_id, offset]
 
 
 def _sort_key(e: list) -> tuple:
@@ -86,8 +86,8 @@ def _sort_key(e: list) -> tuple:
 
 
 def new_state(partition: int) -> dict:
-    return {"p": partition, "ev": [], "seen": {}, "fin": 0, "sent": [], "st": None, "last": 0, "done": 0,
-            "end": None}
+    return {"p": partition, "ev": [], "seen": {}, "fin": 0, "fo": -1, "sent": [], "st": None, "last": 0,
+            "done": 0, "end": None}
 
 
 @dataclass(slots=True)
@@ -362,12 +362,15 @@ def _keep_chat_message(events: list[list], item: list, limit: int) -> bool:
     return False
 
 
-def _send_new(state: dict, derived: Derived, result: Outcome, before_ms: int, queue_entries: bool) -> None:
-    """Append to `result` the facts and records before `before_ms` not sent yet, and mark them sent."""
+def _send_new(state: dict, derived: Derived, result: Outcome, before_ms: int) -> None:
+    """Append to `result` the facts and records before `before_ms` not sent yet, and mark them sent.
+
+    Queue entries are left out: apply_event sends each one as it arrives.
+    """
     sent = state["sent"]
     known = set(sent)
     for item in derived.facts:
-        if item["t"] < before_ms or (queue_entries and item["k"] == f.ENQUEUED):
+        if item["t"] < before_ms and item["k"] != f.ENQUEUED:
             identity = fact_identity(item)
             if identity not in known:
                 known.add(identity)
@@ -388,9 +391,8 @@ def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: in
 
     `offset` identifies the message; the same event_id at the same offset is a
     replay after a restart (not a duplicate), whose state change is already in.
-    Sent at once: gauge deltas, queue entries (no later event can undo one),
-    and whatever this event adds before the contact's last watermark (an event
-    later than the skew). The rest waits for `finalize`.
+    Sent at once: gauge deltas and the queue entry. Outcomes wait for
+    `finalize`, even those of an event later than the skew (it is due at once).
     """
     state = state if state is not None else new_state(partition)
     seen = state["seen"]
@@ -401,9 +403,12 @@ def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: in
     late = event.occurred_at_ms < stream_time_ms - limits.late_ms
     if state["done"]:
         # A new lifecycle for a contact that had finished (e.g. a callback): start over, keep ids.
-        state.update(ev=[], fin=0, st=None, done=0, end=None, sent=[])
+        state.update(ev=[], fin=0, fo=-1, st=None, done=0, end=None, sent=[])
     state["last"] = max(state["last"], event.occurred_at_ms)
-    item = compact(event, late)
+    # When it arrived, in the partition's event time: timeouts of a contact whose events
+    # all arrive late run from its arrival, not from its (long past) event times.
+    state["arr"] = max(state.get("arr", 0), stream_time_ms - limits.skew_ms)
+    item = compact(event, late, offset)
     events = state["ev"]
     result = Outcome(state=state, late=late)
     if event.type == ev.CHAT_MESSAGE and not _keep_chat_message(events, item, limits.max_chat_messages):
@@ -413,35 +418,52 @@ def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: in
     state["end"] = derived.end_ms if derived.status is None else None
     result.facts = gauge_deltas(state["st"], derived.status)
     state["st"] = derived.status
-    _send_new(state, derived, result, state["fin"], queue_entries=True)
+    if event.type == ev.CONTACT_QUEUED:
+        # A queue entry is final the moment it happens: no later event can undo it.
+        entry = {"k": f.ENQUEUED, "t": event.occurred_at_ms, "q": event.queue, "c": event.channel}
+        if late:
+            entry["l"] = 1
+        result.facts.append(entry)
     return result
 
 
-def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, short_abandon_seconds) -> Outcome:
+def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, short_abandon_seconds,
+             covered_offset: int | None = None) -> Outcome:
     """Send what became final now that no event before `watermark_ms` can arrive any more.
 
-    Also: expiry of a silent contact, the tombstone of a finished one, and its
-    deletion once the dedupe retention has passed.
+    Only events up to input offset `covered_offset` are considered (all when
+    None): a tick carries the input offset its sweep had reached, so replaying
+    it after a restart gives the same result however Faust interleaves the
+    replayed input and ticks. Also: expiry of a silent contact, the tombstone
+    of a finished one, and its deletion once the dedupe retention has passed.
     """
     result = Outcome(state=state)
     if state["done"]:
         if watermark_ms >= state["last"] + limits.dedupe_retention_ms:
             result.state = None
         return result
-    if watermark_ms <= state["fin"]:
+    covered = state["ev"] if covered_offset is None else [e for e in state["ev"] if e[OFFSET] <= covered_offset]
+    uncovered = len(covered) < len(state["ev"])
+    fo = max(state["fo"], covered_offset if covered_offset is not None else max((e[OFFSET] for e in covered), default=-1))
+    if watermark_ms <= state["fin"] and fo <= state["fo"]:
         return result
-    derived = derive(contact_id, state["ev"], short_abandon_seconds)
-    _send_new(state, derived, result, watermark_ms, queue_entries=True)
-    state["fin"] = watermark_ms
-    last = state["last"]
+    derived = derive(contact_id, covered, short_abandon_seconds)
+    state["fin"] = max(state["fin"], watermark_ms)
+    state["fo"] = fo
+    _send_new(state, derived, result, state["fin"])
+    if uncovered:
+        return result
+    last = max((e[T] for e in covered), default=state["last"])
+    watermark_ms = state["fin"]
+    quiet_since = max(last, state.get("arr", 0))
     if derived.finished and watermark_ms > last:
         _tombstone(state, result)
-    elif state["end"] is not None and watermark_ms >= state["end"] + limits.wrapup_timeout_ms:
+    elif state["end"] is not None and watermark_ms >= max(state["end"], quiet_since) + limits.wrapup_timeout_ms:
         # Ended, but the wrap-up never came: stop waiting for it (no handle time).
         if derived.pending_end_record is not None:
             result.records.append(derived.pending_end_record)
         _tombstone(state, result)
-    elif watermark_ms >= last + limits.expiry_ms:
+    elif watermark_ms >= quiet_since + limits.expiry_ms:
         _expire(state, contact_id, derived, watermark_ms, result)
         _tombstone(state, result)
     return result
@@ -475,10 +497,13 @@ def due_ms(state: dict, limits: Limits) -> int:
     """The watermark at which `finalize` has something to do for this contact."""
     if state["done"]:
         return state["last"] + limits.dedupe_retention_ms
-    candidates = [state["last"] + limits.expiry_ms]
+    quiet_since = max(state["last"], state.get("arr", 0))
+    candidates = [quiet_since + limits.expiry_ms]
     if state.get("end") is not None:
-        candidates.append(state["end"] + limits.wrapup_timeout_ms)
-    pending = [e[T] for e in state["ev"] if e[T] >= state["fin"]]
+        candidates.append(max(state["end"], quiet_since) + limits.wrapup_timeout_ms)
+    # Events not finalised yet: those after the last watermark, and those that arrived
+    # later than it (not covered by the last finalize); the latter are due at once.
+    pending = [e[T] for e in state["ev"] if e[T] >= state["fin"] or e[OFFSET] > state["fo"]]
     if pending:
         candidates.append(min(pending) + 1)  # final once the watermark is past it
     return min(candidates)

@@ -41,8 +41,9 @@ def test_bad_inputs_go_to_dead_letter_and_good_events_around_them_count(stack):
     messages = [(b"c1", good_before)] + [(b"c9", raw) for raw, _ in bad] + [(b"c1", good_after)]
     stack.produce(messages)
 
-    dead = stack.consume("callpulse.dead-letter", len(bad), timeout=60)
-    records = [orjson.loads(m.value) for m in dead if orjson.loads(m.value)["source"]["topic"] == stack.input_topic]
+    dead = stack.consume("callpulse.dead-letter", len(bad), timeout=60,
+                         accept=lambda m: orjson.loads(m.value)["source"]["topic"] == stack.input_topic)
+    records = sorted((orjson.loads(m.value) for m in dead), key=lambda r: r["source"]["offset"])
     assert [r["reason"] for r in records] == [reason for _, reason in bad]
     for record, (raw, _) in zip(records, bad):
         assert record["detail"]
