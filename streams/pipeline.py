@@ -125,7 +125,8 @@ class Pipeline:
         self.registry.register(QueueCollector(
             queue_states=self.owned_queue_states, agent_states=self.owned_agent_states, config=config,
             wait_edges=self.wait_edges, now_ms=self.wall_clock_ms, max_wait_age_ms=self.limits.expiry_ms,
-            tracked_contacts=self.tracked_contacts, newest_event_ms=self.newest_event_time_ms))
+            tracked_contacts=self.tracked_contacts, newest_event_ms=self.newest_event_time_ms,
+            consumer_lag=self.consumer_lag))
         register_views(self)
         register_raw_agents(self)
 
@@ -256,6 +257,18 @@ class Pipeline:
 
     def tracked_contacts(self) -> int:
         return sum(len(d) for d in self.due.values())
+
+    def consumer_lag(self) -> int | None:
+        """Input messages not processed yet on the partitions this worker owns (None before recovery)."""
+        if not self.ready:
+            return None
+        topic = self.settings.input_topic
+        lag = 0
+        for partition, clock in self.clocks.items():
+            highwater = self.app.consumer.highwater(TP(topic, partition))
+            if highwater is not None:
+                lag += max(0, highwater - (clock.input_offset + 1))
+        return lag
 
     def newest_event_time_ms(self) -> int | None:
         times = [c.stream_time_ms for c in self.clocks.values() if c.stream_time_ms]

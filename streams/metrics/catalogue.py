@@ -106,6 +106,7 @@ EVENTS_DUPLICATE = MetricSpec("callpulse_events_duplicate_total", C, "Input even
 EVENTS_LATE = MetricSpec("callpulse_events_late_total", C, "Events older than the longest rolling window (1h) at arrival: lifetime counters only.")
 EVENT_TIME_LAG = MetricSpec("callpulse_event_time_lag_seconds", G, "Wall clock minus the newest processed event time.")
 PROCESSING_LATENCY = MetricSpec("callpulse_processing_latency_seconds", H, "Time from receiving a message to its state being updated.")
+CONSUMER_LAG = MetricSpec("callpulse_consumer_lag_messages", G, "Input messages this worker has not processed yet (partition end minus processed offset, over its partitions).")
 TRACKED_CONTACTS = MetricSpec("callpulse_tracked_contacts", G, "Contacts held in state by this worker (in flight or kept for deduplication).")
 
 CATALOGUE: tuple[MetricSpec, ...] = tuple(v for v in list(globals().values()) if isinstance(v, MetricSpec))

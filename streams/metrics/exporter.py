@@ -96,7 +96,8 @@ class QueueCollector(Collector):
     def __init__(self, queue_states: Callable[[], list[tuple[str, dict]]],
                  agent_states: Callable[[], list[dict]], config: CallpulseConfig,
                  wait_edges: tuple[float, ...], now_ms: Callable[[], int], max_wait_age_ms: int,
-                 tracked_contacts: Callable[[], int], newest_event_ms: Callable[[], int | None]) -> None:
+                 tracked_contacts: Callable[[], int], newest_event_ms: Callable[[], int | None],
+                 consumer_lag: Callable[[], int | None] = lambda: None) -> None:
         self.queue_states = queue_states
         self.agent_states = agent_states
         self.config = config
@@ -105,6 +106,7 @@ class QueueCollector(Collector):
         self.max_wait_age_ms = max_wait_age_ms
         self.tracked_contacts = tracked_contacts
         self.newest_event_ms = newest_event_ms
+        self.consumer_lag = consumer_lag
 
     def describe(self) -> list:
         return []
@@ -167,6 +169,12 @@ class QueueCollector(Collector):
         tracked = GaugeMetricFamily(cat.TRACKED_CONTACTS.name, cat.TRACKED_CONTACTS.help)
         tracked.add_metric([], self.tracked_contacts())
         yield tracked
+
+        lag_messages = self.consumer_lag()
+        if lag_messages is not None:
+            lag_family = GaugeMetricFamily(cat.CONSUMER_LAG.name, cat.CONSUMER_LAG.help)
+            lag_family.add_metric([], lag_messages)
+            yield lag_family
 
         newest = self.newest_event_ms()
         if newest is not None:
