@@ -181,7 +181,8 @@ def ingest(platform, path, follow, queue_extension, callback_key, queue_name, to
     stream records, one JSON per line; twilio: TaskRouter webhooks (JSON or
     urlencoded) and Event Streams CloudEvents, one per line. Unconvertible lines
     are reported here and go to callpulse.dead-letter. Event ids derive from the
-    records, so running the same file again changes nothing (docs/platforms.md).
+    records, so running the same file again changes nothing while the worker
+    remembers the ids (README: Platform adapters).
     """
     from streams.ingest import DEAD_LETTER_TOPIC, IngestError, IngestStats
     from streams.ingest import ingest as run_ingest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import threading
@@ -194,7 +195,15 @@ async def follow_stream(stream: BinaryIO, stopping: asyncio.Event,
 
 
 def _pump(stream: BinaryIO, loop: asyncio.AbstractEventLoop, chunks: asyncio.Queue) -> None:
-    read = getattr(stream, "read1", stream.read)  # read1: what is there now, not a full chunk
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        read = getattr(stream, "read1", stream.read)  # read1: what is there now, not a full chunk
+    else:
+        # The file descriptor, not the buffered stream: a daemon thread blocked on a buffered
+        # stream's lock aborts the interpreter at exit.
+        def read(size: int) -> bytes:
+            return os.read(fd, size)
 
     def put(item: bytes | BaseException | None) -> bool:
         try:

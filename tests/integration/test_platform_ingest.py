@@ -308,15 +308,15 @@ def test_raw_topic_agent_gives_the_same_metrics_and_dead_letters_with_the_reason
     assert found == spec.rejects
 
 
-def test_follow_sends_lines_as_they_are_appended_and_stops_cleanly_on_sigterm(stack, own_raw_topics, tmp_path):
+def test_follow_sends_lines_as_they_are_appended_and_stops_cleanly_on_a_signal(stack, own_raw_topics, tmp_path):
     spec = SAMPLES["asterisk"]
     worker = stack.worker(config=CONFIG).start()
     lines = (DATA / "sample_queue_log").read_bytes().splitlines(keepends=True)
     path = tmp_path / "queue_log"
     path.write_bytes(b"".join(lines[:16]))  # up to call 120's entry: 2 entries in support, 2 in sales
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "ingest", "asterisk", str(path), "--follow", "--status-seconds", "0.5",
-         *spec.flags], env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "streams.cli", "ingest", "asterisk", "--status-seconds", "0.5", *spec.flags]
+    following = subprocess.Popen([*command, str(path), "--follow"], env=stack.env(), stderr=subprocess.PIPE, text=True)
+    piped = None
     try:
         wait_for(lambda: {k: v for k, v in queue_counters(worker.metrics()).items() if k[0] == "queued"} ==
                  {("queued", "support", "voice"): 2, ("queued", "sales", "voice"): 2}, 60,
@@ -326,14 +326,26 @@ def test_follow_sends_lines_as_they_are_appended_and_stops_cleanly_on_sigterm(st
                 log.write(line)
                 log.flush()
         wait_for_counters(worker, spec.counters)
-        assert process.poll() is None
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        assert following.poll() is None
+        following.send_signal(signal.SIGTERM)
+        _, following_err = following.communicate(timeout=30)
+
+        # The same lines through a pipe its writer keeps open: all duplicates; Ctrl-C ends it cleanly.
+        piped = subprocess.Popen([*command, "-"], env=stack.env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        piped.stdin.write(b"".join(lines))
+        piped.stdin.flush()
+        wait_for_counters(worker, spec.counters, callpulse_events_duplicate_total=82)
+        piped.send_signal(signal.SIGINT)
+        piped.wait(timeout=30)  # stdin still open: a reader blocked on it must not hold up the exit
+        piped_err = piped.communicate()[1].decode()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, stderr
-    assert "(following; Ctrl-C stops)" in stderr
-    assert "stopped: 62 lines read, 82 events sent, 7 rejected" in stderr
-    assert re.search(r"^  \d+ lines read, \d+ events sent", stderr, re.MULTILINE)  # progress while following
+        for process in (following, piped):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert following.returncode == 0, following_err
+    assert "(following; Ctrl-C stops)" in following_err
+    assert "stopped: 62 lines read, 82 events sent, 7 rejected" in following_err
+    assert re.search(r"^  \d+ lines read, \d+ events sent", following_err, re.MULTILINE)  # progress
+    assert piped.returncode == 0, piped_err
+    assert "stopped: 62 lines read, 82 events sent, 7 rejected" in piped_err
