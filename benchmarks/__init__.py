@@ -1,0 +1,1 @@
+"""Benchmarks of the callpulse pipeline: throughput, event-to-metric latency, memory (`make bench`)."""
