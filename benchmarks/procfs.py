@@ -24,6 +24,20 @@ def parse_status_bytes(status_text: str, field: str) -> int | None:
     return None
 
 
+def parse_system_busy_seconds(proc_stat_text: str, ticks_per_second: int = CLOCK_TICKS_PER_SECOND) -> float:
+    """CPU seconds spent busy by the whole machine (all CPUs) from the `cpu` line of /proc/stat."""
+    fields = [int(value) for value in proc_stat_text.splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / ticks_per_second
+
+
+def system_busy_seconds() -> float | None:
+    try:
+        return parse_system_busy_seconds(Path("/proc/stat").read_text())
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int) -> float | None:
     try:
         return parse_stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())

@@ -83,7 +83,8 @@ def run(options: BenchOptions) -> int:
     results: dict = {
         "started_at": utc_now(),
         **git_state(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_at_start": os.getloadavg()},
         "options": {key: (str(value) if isinstance(value, Path) else value)
                     for key, value in vars(options).items()},
         "step_seconds": {},
@@ -109,6 +110,7 @@ def run(options: BenchOptions) -> int:
     finally:
         stop_broker(broker)
         results["finished_at"] = utc_now()
+        results["machine"]["load_average_at_end"] = os.getloadavg()
         results["total_seconds"] = time.monotonic() - started
         write()
     print(format_table(results))

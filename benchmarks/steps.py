@@ -50,6 +50,32 @@ class BenchContext:
             worker.stop()
 
 
+class CpuMeter:
+    """CPU used by the worker, the broker, this harness and everything else on the machine, over a span.
+
+    Other engineers' processes share the machine; `other` says how much they took.
+    """
+
+    def __init__(self, worker: BenchWorker, broker_pid: int) -> None:
+        self.worker = worker
+        self.broker_pid = broker_pid
+        self.start = self._read()
+
+    def _read(self) -> tuple:
+        return (time.monotonic(), self.worker.cpu_seconds(), procfs.cpu_seconds(self.broker_pid),
+                time.process_time(), procfs.system_busy_seconds())
+
+    def shares(self, prefix: str) -> dict:
+        """CPU seconds of each over the span, and per wall second (1.0 = one core)."""
+        wall, worker, broker, harness, system = (end - start if None not in (start, end) else None
+                                                 for start, end in zip(self.start, self._read()))
+        other = system - worker - broker - harness if None not in (system, worker, broker) else None
+        used = {"worker": worker, "broker": broker, "harness": harness, "other": other}
+        results = {f"{prefix}_{name}_cpu_seconds": value for name, value in used.items()}
+        results.update({f"{prefix}_{name}_cpu_share": ratio(value, wall) for name, value in used.items()})
+        return results
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -88,7 +114,7 @@ async def pipeline_throughput(ctx: BenchContext, topic: str, events: int) -> dic
     worker = ctx.worker("pipeline", topic).start()
     ready = await worker.wait_ready()
     ctx.progress.note(f"pipeline worker ready in {ready - worker.started_monotonic:.1f} s (pid {worker.pid})")
-    cpu_before, broker_cpu_before = worker.cpu_seconds(), procfs.cpu_seconds(ctx.broker_pid)
+    meter = CpuMeter(worker, ctx.broker_pid)
     profile_path = ctx.bench_dir / "pipeline-profile.txt"
     profiler = start_profiler(worker.pid, profile_path) if o.profile else None
     if o.profile and profiler is None:
@@ -102,8 +128,7 @@ async def pipeline_throughput(ctx: BenchContext, topic: str, events: int) -> dic
         scrapes += 1
         ctx.progress.say(f"pipeline: {processed:,.0f}/{events:,} processed,"
                          f" {per_second(processed - at_ready, finished - ready) or 0:,.0f}/s")
-    cpu = worker.cpu_seconds() - cpu_before
-    broker_cpu = procfs.cpu_seconds(ctx.broker_pid) - broker_cpu_before
+    cpu = meter.shares("pipeline")
     if profiler is not None:
         stop_profiler(profiler)
     text = await worker.metrics_text()
@@ -127,10 +152,9 @@ async def pipeline_throughput(ctx: BenchContext, topic: str, events: int) -> dic
         "pipeline_duplicates": int(sample_sum(text, "callpulse_events_duplicate_total")),
         "pipeline_rejected": int(sample_sum(text, "callpulse_events_rejected_total")),
         "pipeline_tracked_contacts_at_end": int(sample_sum(text, "callpulse_tracked_contacts")),
-        "cpu_seconds_per_event": ratio(cpu, counted),
-        "pipeline_worker_cpu_share": ratio(cpu, elapsed),
-        "pipeline_broker_cpu_seconds_per_event": ratio(broker_cpu, counted),
-        "pipeline_broker_cpu_share": ratio(broker_cpu, elapsed),
+        "cpu_seconds_per_event": ratio(cpu["pipeline_worker_cpu_seconds"], counted),
+        "pipeline_broker_cpu_seconds_per_event": ratio(cpu["pipeline_broker_cpu_seconds"], counted),
+        **cpu,
         "pipeline_peak_rss_bytes": memory["peak_rss_bytes"],
         "pipeline_scrapes": scrapes,
         "pipeline_profiled": profiler is not None,
@@ -200,7 +224,7 @@ async def event_to_metric_latency(ctx: BenchContext) -> dict:
 
     try:
         processed_at_start = accounted_events(await worker.metrics_text())
-        cpu_at_start = worker.cpu_seconds(), procfs.cpu_seconds(ctx.broker_pid), time.process_time()
+        meter = CpuMeter(worker, ctx.broker_pid)
         watcher = asyncio.create_task(watch())
         acks = []
         sent = 0
@@ -222,8 +246,7 @@ async def event_to_metric_latency(ctx: BenchContext) -> dict:
         await asyncio.gather(*acks)
         offered = sent + len(sent_at)
         processed_during_load = accounted_events(await worker.metrics_text()) - processed_at_start
-        cpu_at_end = worker.cpu_seconds(), procfs.cpu_seconds(ctx.broker_pid), time.process_time()
-        worker_cpu, broker_cpu, harness_cpu = (end - start for start, end in zip(cpu_at_start, cpu_at_end))
+        cpu = meter.shares("latency")
         drain_deadline = time.monotonic() + o.timeout_seconds
         while len(seen_at) < len(sent_at) and time.monotonic() < drain_deadline:
             if watcher.done():
@@ -247,9 +270,7 @@ async def event_to_metric_latency(ctx: BenchContext) -> dict:
         "latency_processed_events_per_s": processed_rate,
         "latency_kept_up": bool(processed_rate and processed_rate >= 0.95 * offered_rate),
         "latency_backlog_at_end": int(offered - processed_during_load),
-        "latency_worker_cpu_share": ratio(worker_cpu, load_seconds),
-        "latency_broker_cpu_share": ratio(broker_cpu, load_seconds),
-        "latency_harness_cpu_share": ratio(harness_cpu, load_seconds),
+        **cpu,
         "latency_load_seconds": load_seconds,
         "latency_p50_seconds": percentile(latencies, 50),
         "latency_p99_seconds": percentile(latencies, 99),

@@ -192,3 +192,8 @@ def test_backlog_is_exactly_the_asked_number_of_simulated_events_ending_by_end_m
     assert len(traffic.messages) == 300 == sum(traffic.types.values())
     assert traffic.first_event_ms < traffic.last_event_ms <= end_ms
     assert all(orjson.loads(value)["event_id"] for _, value in traffic.messages)
+
+
+def test_system_busy_time_leaves_out_idle_and_iowait():
+    stat = "cpu  100 20 30 5000 70 5 5 0 0 0\ncpu0 50 10 15 2500 35 2 3 0 0 0\n"
+    assert procfs.parse_system_busy_seconds(stat, ticks_per_second=100) == 1.6
