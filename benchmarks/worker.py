@@ -14,6 +14,8 @@ from pathlib import Path
 from benchmarks import procfs
 from benchmarks.scrape import http_get
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -65,7 +67,8 @@ class BenchWorker:
     def start(self) -> "BenchWorker":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env,
+            # From the repository root, so the worker runs this checkout's streams package.
+            self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env, cwd=REPO,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.started_monotonic = time.monotonic()
         return self
