@@ -206,10 +206,12 @@ def _pump(stream: BinaryIO, loop: asyncio.AbstractEventLoop, chunks: asyncio.Que
             return os.read(fd, size)
 
     def put(item: bytes | BaseException | None) -> bool:
+        putting = chunks.put(item)
         try:
-            asyncio.run_coroutine_threadsafe(chunks.put(item), loop).result()
+            asyncio.run_coroutine_threadsafe(putting, loop).result()
             return True
         except (RuntimeError, CancelledError):
+            putting.close()
             return False  # the event loop is stopping or gone: the command has stopped
 
     try:

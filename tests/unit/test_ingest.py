@@ -165,8 +165,9 @@ async def test_follow_mode_sends_appended_lines_survives_truncation_and_stops_on
 async def test_without_follow_the_input_ends_at_the_end_of_the_file(tmp_path: Path) -> None:
     path = tmp_path / "queue_log"
     path.write_bytes(ENTER + b"\n\n" + CONNECT)
-    sink, lines = ListSink(), line_converter()
-    await asyncio.wait_for(pump(follow_file(FileLines(path), False, asyncio.Event()), lines, sink), 2)
+    source, sink, lines = FileLines(path), ListSink(), line_converter()
+    await asyncio.wait_for(pump(follow_file(source, False, asyncio.Event()), lines, sink), 2)
+    source.close()
     assert len(sink.messages) == 3
     assert (lines.stats.lines, lines.stats.events, lines.stats.empty) == (3, 3, 1)
 
