@@ -56,6 +56,7 @@ QUEUE_STATS_TOPIC = "callpulse.queue-stats"
 MAX_TICK_CONTACTS = 2000
 SWEEP_INTERVAL_SECONDS = 1.0
 TICK_POSITION_STRIDE = 10_000  # src index of a tick fact: contact position * stride + fact index
+OUTBOX_LIMIT = 32  # per contact: emissions kept for re-sending after a crash (until committed)
 
 
 class OrjsonCodec(codecs.Codec):
@@ -345,12 +346,14 @@ class Pipeline:
             self.health.duplicate()
             return
         if outcome.replay:
-            await self._resend_outbox(outcome.state, f.SRC_INPUT, offset)
+            old_facts, old_records = self._outbox(outcome.state, f.SRC_INPUT, offset)
+            await self._send_facts(old_facts)
+            await self._send_records(old_records)
             return
         self.health.processed(event.type, late=outcome.late)
         new_state = outcome.state
         sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, offset], 0)
-        new_state["out"] = [f.SRC_INPUT, offset, sent, outcome.records] if (sent or outcome.records) else None
+        self._keep_in_outbox(new_state, f.SRC_INPUT, partition, offset, sent, outcome.records)
         self.contacts[contact_id] = new_state
         self._index(partition, contact_id, new_state)
         await self._send_facts(sent)
@@ -363,35 +366,55 @@ class Pipeline:
         return facts
 
     async def _send_facts(self, facts: list[dict]) -> None:
+        """One message per queue key, holding that queue's facts in order (one table write there)."""
+        by_queue: dict[str, list[dict]] = {}
         for item in facts:
-            await self.facts_topic.send(key=f.queue_key(item["q"], item["c"]).encode(),
-                                        value=orjson.dumps(item))
+            by_queue.setdefault(f.queue_key(item["q"], item["c"]), []).append(item)
+        for key, items in by_queue.items():
+            await self.facts_topic.send(key=key.encode(), value=orjson.dumps(items))
 
     async def _send_records(self, records: list[dict]) -> None:
         for record in records:
             await self.outcomes_topic.send(key=record["contact_id"].encode(),
                                            value=orjson.dumps(outcome_record(record)))
 
-    async def _resend_outbox(self, state: dict | None, source: int, offset: int) -> None:
-        """A replayed message whose state change is already in: send its output again.
+    @staticmethod
+    def _outbox(state: dict | None, source: int, offset: int) -> tuple[list[dict], list[dict]]:
+        """What a replayed message sent the first time, when its state change is already in.
 
-        The queue stage drops facts it has applied (high-water mark), so this only
-        fills in facts lost when the worker died between writing state and sending.
+        Faust writes RocksDB at once but Kafka output later, so after a crash the local
+        state can be ahead of what was delivered. Sending the output again is safe: the
+        queue stage drops facts it has applied (by their high-water mark).
         """
-        out = state.get("out") if state else None
-        if out and out[0] == source and out[1] == offset:
-            await self._send_facts(out[2])
-            await self._send_records(out[3])
+        for entry in (state or {}).get("out") or ():
+            if entry[0] == source and entry[1] == offset:
+                return entry[2], entry[3]
+        return [], []
+
+    def _keep_in_outbox(self, state: dict, source: int, partition: int, offset: int,
+                        facts: list[dict], records: list[dict]) -> None:
+        """Remember this message's output until its offset is committed (then it is never replayed)."""
+        topics = (self.settings.input_topic, self.tick_topic.get_topic_name())
+        committed = self.app.consumer._committed_offset  # Faust's committed offsets, by TP
+        kept = [entry for entry in state.get("out") or ()
+                if entry[1] >= (committed.get(TP(topics[entry[0]], partition)) or 0)]
+        if facts or records:
+            kept.append([source, offset, facts, records])
+        state["out"] = kept[-OUTBOX_LIMIT:] or None
 
     async def _on_tick(self, partition: int, offset: int, tick: dict) -> None:
         watermark, covered_offset = tick["w"], tick["o"]
+        facts: list[dict] = []
+        records: list[dict] = []
         for position, contact_id in enumerate(tick["c"]):
             state = self.contacts.get(contact_id)
             if state is None:
                 self._index(partition, contact_id, None)
                 continue
             if state.get("tk", -1) >= offset:
-                await self._resend_outbox(state, f.SRC_TICK, offset)
+                old_facts, old_records = self._outbox(state, f.SRC_TICK, offset)
+                facts += old_facts
+                records += old_records
                 continue
             outcome = lc.finalize(state, contact_id, watermark, self.limits, self.short_abandon_seconds,
                                   covered_offset)
@@ -401,11 +424,13 @@ class Pipeline:
                 self._index(partition, contact_id, None)
             else:
                 state["tk"] = offset
-                state["out"] = [f.SRC_TICK, offset, sent, outcome.records] if (sent or outcome.records) else None
+                self._keep_in_outbox(state, f.SRC_TICK, partition, offset, sent, outcome.records)
                 self.contacts[contact_id] = state
                 self._index(partition, contact_id, state)
-            await self._send_facts(sent)
-            await self._send_records(outcome.records)
+            facts += sent
+            records += outcome.records
+        await self._send_facts(facts)
+        await self._send_records(records)
 
     # ----- sweep: watermark ticks ----------------------------------------------------------
 
@@ -413,12 +438,13 @@ class Pipeline:
         """No event before this time is expected any more (exclusive).
 
         Newest event time minus the skew, so an event exactly `skew` late still
-        counts; an idle partition lets everything up to its newest event count as final.
+        counts; an idle partition lets everything up to its newest event count as
+        final. Never the wall clock: replaying old data (or re-reading an old file)
+        must not make retention and timeouts elapse at once.
         """
-        skew = self.limits.skew_ms
         if now_monotonic - clock.last_event_monotonic >= self.settings.idle_finalize_seconds:
-            return max(clock.stream_time_ms + 1, self.wall_clock_ms() - skew)
-        return clock.stream_time_ms - skew
+            return clock.stream_time_ms + 1
+        return clock.stream_time_ms - self.limits.skew_ms
 
     async def _sweep(self) -> None:
         if not self.ready or self.app.rebalancing:
@@ -452,10 +478,13 @@ class Pipeline:
         async for event in stream.events():
             message = event.message
             key = message.key.decode()
-            item = orjson.loads(message.value)
             state = self.queues.get(key) or qs.new_queue_state()
             queue, _channel = f.split_queue_key(key)
-            if qs.apply_fact(state, item, self.config.targets_for(queue), zone, self.wait_edges):
+            targets = self.config.targets_for(queue)
+            changed = False
+            for item in orjson.loads(message.value):
+                changed |= qs.apply_fact(state, item, targets, zone, self.wait_edges)
+            if changed:
                 state["p"] = message.partition
                 self.queues[key] = state
 

@@ -439,7 +439,7 @@ def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, sh
     """
     result = Outcome(state=state)
     if state["done"]:
-        if watermark_ms >= state["last"] + limits.dedupe_retention_ms:
+        if watermark_ms >= max(state["last"], state.get("arr", 0)) + limits.dedupe_retention_ms:
             result.state = None
         return result
     covered = state["ev"] if covered_offset is None else [e for e in state["ev"] if e[OFFSET] <= covered_offset]
@@ -496,7 +496,7 @@ def _tombstone(state: dict, result: Outcome) -> None:
 def due_ms(state: dict, limits: Limits) -> int:
     """The watermark at which `finalize` has something to do for this contact."""
     if state["done"]:
-        return state["last"] + limits.dedupe_retention_ms
+        return max(state["last"], state.get("arr", 0)) + limits.dedupe_retention_ms
     quiet_since = max(state["last"], state.get("arr", 0))
     candidates = [quiet_since + limits.expiry_ms]
     if state.get("end") is not None:
