@@ -123,7 +123,7 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, wait_ready: bool = True, timeout: float = 60.0) -> "Worker":
+    def start(self, wait_ready: bool = True, timeout: float = 180.0) -> "Worker":
         extra = {"CALLPULSE_WEB_PORT": str(self.port), "CALLPULSE_DATA_DIR": str(self.data_dir)}
         if self.config_path:
             extra["CALLPULSE_CONFIG"] = str(self.config_path)
@@ -135,7 +135,7 @@ class Worker:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")

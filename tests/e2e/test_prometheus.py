@@ -68,7 +68,7 @@ def fed_worker(stack):
         status, body = worker.get_json("/queues")
         return status == 200 and body["queues"] and all(
             r["totals"]["contacts_answered"] > 0 for r in body["queues"])
-    wait_for(processed, 180, interval=0.5, message="the simulated backlog processed")
+    wait_for(processed, 420, interval=0.5, message="the simulated backlog processed")
     return worker
 
 

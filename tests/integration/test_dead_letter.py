@@ -55,7 +55,7 @@ def test_bad_inputs_go_to_dead_letter_and_good_events_around_them_count(stack):
         metrics = worker.metrics()
         answered = sample(metrics, "callpulse_contacts_answered_total", queue="support", channel="voice")
         return answered == 1 and metrics
-    metrics = wait_for(counted, 60, message="good events processed and final")
+    metrics = wait_for(counted, 180, message="good events processed and final")
     expected = {}
     for _, reason in bad:
         expected[reason] = expected.get(reason, 0) + 1

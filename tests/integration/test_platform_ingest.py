@@ -202,7 +202,7 @@ def wait_for_counters(worker, expected: dict, **extra: float) -> dict:
             return metrics
         return None
     try:
-        return wait_for(settled, 60, message="the hand-counted queue counters")
+        return wait_for(settled, 180, message="the hand-counted queue counters")
     except AssertionError:
         metrics = worker.metrics()
         assert queue_counters(metrics) == expected, worker.log_tail()
@@ -215,7 +215,7 @@ def dead_letters(stack, source_topics: set[str], count: int) -> list[dict]:
         records = [orjson.loads(m.value) for m in stack.consume(DEAD_LETTER, 1_000_000, timeout=2)]
         mine = [r for r in records if r["source"]["topic"] in source_topics]
         return mine if len(mine) >= count else None
-    return wait_for(collected, 60, interval=0.5, message=f"{count} dead-letter records")
+    return wait_for(collected, 180, interval=0.5, message=f"{count} dead-letter records")
 
 
 def run_ingest(stack, platform: str, path: Path, *flags: str) -> str:

@@ -54,7 +54,7 @@ def assert_matches_oracle(worker, messages) -> None:
             return False
         return actual
     try:
-        actual = wait_for(settled, 180, interval=0.5, message="queue totals equal to the oracle")
+        actual = wait_for(settled, 420, interval=0.5, message="queue totals equal to the oracle")
     except AssertionError:
         status, body = worker.get_json("/queues")
         got = {(r["queue"], r["channel"]): r["totals"] for r in body["queues"]} if status == 200 else body
@@ -119,7 +119,7 @@ def test_worker_killed_mid_stream_recovers_to_identical_values(stack):
         metrics = first.metrics()
         processed = sum(v for (name, _), v in metrics.items() if name == "callpulse_events_total")
         return processed >= len(messages) // 3
-    wait_for(mid_stream, 120, interval=0.05, message="a third of the backlog processed")
+    wait_for(mid_stream, 300, interval=0.05, message="a third of the backlog processed")
     first.kill()
 
     second = stack.worker("w1")  # same name: same state directory and web port

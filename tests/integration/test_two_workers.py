@@ -59,7 +59,7 @@ def test_each_queue_is_exported_by_exactly_one_worker_across_a_restart(stack):
                 each_queue_exported_once(workers, expected)
         return check
 
-    wait_for(settled(w1, w2), 180, interval=0.5, message="both workers share the queues")
+    wait_for(settled(w1, w2), 420, interval=0.5, message="both workers share the queues")
     assert exported_queued_totals(w1) and exported_queued_totals(w2), "both workers should own some queues"
 
     # Any worker answers /queues with every queue, fetching the others from their owner.
@@ -76,10 +76,10 @@ def test_each_queue_is_exported_by_exactly_one_worker_across_a_restart(stack):
     assert w1.get_json("/queues/no-such-queue")[0] == 404
 
     w2.stop()
-    wait_for(settled(w1), 120, interval=0.5, message="the remaining worker exports every queue")
+    wait_for(settled(w1), 300, interval=0.5, message="the remaining worker exports every queue")
 
     w2_again = stack.worker("w2")
     w2_again.port = w2.port
     w2_again.start()
-    wait_for(settled(w1, w2_again), 180, interval=0.5, message="the restarted worker takes its queues back")
+    wait_for(settled(w1, w2_again), 420, interval=0.5, message="the restarted worker takes its queues back")
     assert exported_queued_totals(w2_again), "the restarted worker should own some queues again"
