@@ -38,40 +38,48 @@ def simulated_backlog(seed: int, duration_seconds: float = 900, rate: float = 10
     return run(now_ms - (newest - now_ms) - 20_000)
 
 
+def differences(record: dict, expected) -> list[str]:
+    """Where one /queues record differs from the oracle (windows read at the record's own time)."""
+    found = []
+    key = (record["queue"], record["channel"])
+    if record["totals"] != expected.totals():
+        found.append(f"{key} totals {record['totals']} != {expected.totals()}")
+    at_ms = parse_occurred_at(record["at"])
+    for window, values in record["windows"].items():
+        want = expected.window(window, at_ms, UTC)
+        for name, value in values.items():
+            wanted = want[name]
+            same = value == wanted if value is None or wanted is None else \
+                value == pytest.approx(wanted, rel=1e-9, abs=1e-9)
+            if not same:
+                found.append(f"{key} {window} {name}: {value} != {wanted}")
+    for name in ("waiting_contacts", "on_hold_contacts"):
+        if record["current"][name] != 0:
+            found.append(f"{key} current {name} = {record['current'][name]}")
+    return found
+
+
 def assert_matches_oracle(worker, messages) -> None:
     events = [m.event for m in messages if m.event is not None]
     queues, agents = expected_from_events(events)
-    expected_totals = {key: exp.totals() for key, exp in queues.items()}
+    last_differences: list[str] = []
 
     def settled():
         status, body = worker.get_json("/queues")
         if status != 200:
             return False
         actual = {(r["queue"], r["channel"]): r for r in body["queues"]}
-        if set(actual) != set(expected_totals):
+        if set(actual) != set(queues):
+            last_differences[:] = [f"queues {sorted(actual)} != {sorted(queues)}"]
             return False
-        if any(actual[key]["totals"] != totals for key, totals in expected_totals.items()):
-            return False
-        return actual
+        # Outcomes become final as the watermark passes them (handle times last): poll until
+        # every total and every window equals the oracle.
+        last_differences[:] = [d for key, record in actual.items() for d in differences(record, queues[key])]
+        return not last_differences
     try:
-        actual = wait_for(settled, 420, interval=0.5, message="queue totals equal to the oracle")
+        wait_for(settled, 420, interval=0.5, message="every total and window equal to the oracle")
     except AssertionError:
-        status, body = worker.get_json("/queues")
-        got = {(r["queue"], r["channel"]): r["totals"] for r in body["queues"]} if status == 200 else body
-        raise AssertionError(f"expected {expected_totals}\n got {got}\n{worker.log_tail()}") from None
-
-    for key, record in actual.items():
-        at_ms = parse_occurred_at(record["at"])
-        for window, values in record["windows"].items():
-            want = queues[key].window(window, at_ms, UTC)
-            for name, value in values.items():
-                expected = want[name]
-                if expected is None or value is None:
-                    assert value == expected, (key, window, name, value, expected)
-                else:
-                    assert value == pytest.approx(expected, rel=1e-9, abs=1e-9), (key, window, name)
-        assert record["current"]["waiting_contacts"] == 0, key
-        assert record["current"]["on_hold_contacts"] == 0, key
+        raise AssertionError("\n".join(last_differences[:30]) + "\n" + worker.log_tail()) from None
 
     metrics = worker.metrics()
     for (queue, channel), exp in queues.items():
@@ -87,6 +95,9 @@ def assert_matches_oracle(worker, messages) -> None:
                           **labels) == count
         answered_waits = sample(metrics, "callpulse_queue_wait_seconds_count", outcome="answered", **labels)
         assert answered_waits == totals["contacts_answered"]
+        handles = [h.value_ms / 1000 for h in exp.happenings if h.what == "handle"]
+        assert sample(metrics, "callpulse_handle_duration_seconds_count", **labels) == len(handles)
+        assert sample(metrics, "callpulse_handle_duration_seconds_sum", **labels) == pytest.approx(sum(handles))
     by_state: dict[str, int] = {}
     for state in agents.values():
         by_state[state] = by_state.get(state, 0) + 1
