@@ -19,9 +19,9 @@ def log(message: str) -> None:
 
 
 def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    logfile = open(RUN_DIR / f"{name}.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], env=env, cwd=ROOT,
-                               stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(RUN_DIR / f"{name}.log", "ab") as logfile:
+        process = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], env=env, cwd=ROOT,
+                                   stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
     log(f"started {name} (pid {process.pid}, log .run/{name}.log)")
     return process
 

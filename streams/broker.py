@@ -48,10 +48,14 @@ def start_broker(port: int = 9092, host: str = "127.0.0.1", log_path: Path | Non
         "--advertised-listener-url", f"tcp://{host}:{port}",
         "--storage-engine", "memory://tansu/",
     ]
-    output = open(log_path, "ab") if log_path else subprocess.DEVNULL
     env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
-    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)
+    if log_path:
+        with open(log_path, "ab") as output:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                       start_new_session=True)
+    else:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:

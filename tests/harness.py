@@ -92,8 +92,9 @@ class Stack:
         env.update(extra)
         return env
 
-    def worker(self, name: str = "w1", config: str | None = None, **extra: str) -> "Worker":
-        return Worker(self, name, config)
+    def worker(self, name: str = "w1", config: str | None = None, **extra: str) -> Worker:
+        """A worker of this stack; `extra` adds or overrides CALLPULSE_* environment variables."""
+        return Worker(self, name, config, extra)
 
     def produce(self, messages: Iterable[tuple[bytes | None, bytes]], topic: str | None = None) -> int:
         return asyncio.run(_produce(self.bootstrap, topic or self.input_topic, list(messages)))
@@ -107,8 +108,9 @@ class Stack:
 class Worker:
     """A `callpulse worker` subprocess with its own web port and state directory."""
 
-    def __init__(self, stack: Stack, name: str, config: str | None) -> None:
+    def __init__(self, stack: Stack, name: str, config: str | None, extra_env: dict[str, str] | None = None) -> None:
         self.stack = stack
+        self.extra_env = extra_env or {}
         self.name = name
         self.port = free_port()
         self.data_dir = stack.tmp / f"data-{name}"
@@ -123,14 +125,15 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, wait_ready: bool = True, timeout: float = 180.0) -> "Worker":
-        extra = {"CALLPULSE_WEB_PORT": str(self.port), "CALLPULSE_DATA_DIR": str(self.data_dir)}
+    def start(self, wait_ready: bool = True, timeout: float = 180.0) -> Worker:
+        extra = {"CALLPULSE_WEB_PORT": str(self.port), "CALLPULSE_DATA_DIR": str(self.data_dir),
+                 **self.extra_env}
         if self.config_path:
             extra["CALLPULSE_CONFIG"] = str(self.config_path)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
-                                        env=self.stack.env(**extra), stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
+                                            env=self.stack.env(**extra), stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         if wait_ready:
             self.wait_ready(timeout)
         return self
