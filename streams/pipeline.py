@@ -89,8 +89,9 @@ class PartitionClock:
 
     stream_time_ms: int = 0
     last_event_monotonic: float = field(default_factory=time.monotonic)
-    # Highest input offset whose event is in the contacts table; a tick covers events up to it.
-    input_offset: int = -1
+    # Highest input offset whose event is in the contacts table (a tick covers events up to
+    # it); None right after an assignment, until resolved from the committed offset.
+    input_offset: int | None = None
     # Ticks replayed ahead of the input they cover, waiting for it (see _on_tick).
     waiting_ticks: list = field(default_factory=list)
 
@@ -232,16 +233,11 @@ class Pipeline:
         owned = self.active_partitions(self.settings.input_topic)
         self.due.clear()
         self.heaps.clear()
-        newest_offset: dict[int, int] = {}
         for contact_id, state in self.contacts.items():
             if state and state.get("p") in owned:
                 self._index(state["p"], contact_id, state)
-                offsets = [e[lc.OFFSET] for e in state["ev"]]
-                if offsets:
-                    newest_offset[state["p"]] = max(newest_offset.get(state["p"], -1), max(offsets))
         for partition in owned:
-            clock = self.clocks.setdefault(partition, PartitionClock())
-            clock.input_offset = max(clock.input_offset, newest_offset.get(partition, -1))
+            self.clocks.setdefault(partition, PartitionClock()).input_offset = None
         self.ready = True
         log.info("recovery finished: %d contacts in flight on partitions %s",
                  sum(len(d) for d in self.due.values()), sorted(owned))
@@ -259,6 +255,20 @@ class Pipeline:
     def tracked_contacts(self) -> int:
         return sum(len(d) for d in self.due.values())
 
+    def processed_input_offset(self, partition: int, clock: PartitionClock) -> int:
+        """The input offset up to which every event is in the contacts table.
+
+        After an assignment that is the committed offset - 1 (RocksDB may hold more for some
+        contacts, which is why it is not read from the table): Faust seeks to the committed
+        offsets before any message reaches the agent, so the value is known by then.
+        """
+        if clock.input_offset is None:
+            committed = self.app.consumer._committed_offset.get(TP(self.settings.input_topic, partition))
+            if committed is None:
+                return -1  # not known yet (or nothing committed): nothing is processed for sure
+            clock.input_offset = committed - 1
+        return clock.input_offset
+
     def consumer_lag(self) -> int | None:
         """Input messages not processed yet on the partitions this worker owns (None before recovery)."""
         if not self.ready:
@@ -268,7 +278,7 @@ class Pipeline:
         for partition, clock in self.clocks.items():
             highwater = self.app.consumer.highwater(TP(topic, partition))
             if highwater is not None:
-                lag += max(0, highwater - (clock.input_offset + 1))
+                lag += max(0, highwater - (self.processed_input_offset(partition, clock) + 1))
         return lag
 
     def newest_event_time_ms(self) -> int | None:
@@ -287,7 +297,7 @@ class Pipeline:
             if message.topic == tick_topic:
                 clock = self.clocks.setdefault(message.partition, PartitionClock())
                 tick = orjson.loads(message.value)
-                if tick["o"] > clock.input_offset:
+                if tick["o"] > self.processed_input_offset(message.partition, clock):
                     # Replayed ahead of the input it covers: apply it right after that input,
                     # as the first run did (a tick lost this way is re-sent by the sweep).
                     clock.waiting_ticks.append((message.partition, message.offset, tick))
@@ -296,7 +306,7 @@ class Pipeline:
             else:
                 await self._on_input(message)
                 clock = self.clocks[message.partition]
-                clock.input_offset = max(clock.input_offset, message.offset)
+                clock.input_offset = max(self.processed_input_offset(message.partition, clock), message.offset)
                 while clock.waiting_ticks and clock.waiting_ticks[0][2]["o"] <= clock.input_offset:
                     await self._on_tick(*clock.waiting_ticks.pop(0))
 
@@ -468,7 +478,8 @@ class Pipeline:
                 chunk = ready[start:start + MAX_TICK_CONTACTS]
                 await self.app.producer.send(
                     tick_topic, key=None,
-                    value=orjson.dumps({"w": watermark, "o": clock.input_offset, "c": chunk}),
+                    value=orjson.dumps({"w": watermark, "o": self.processed_input_offset(partition, clock),
+                                        "c": chunk}),
                     partition=partition, timestamp=None, headers=None)
 
     # ----- queue aggregation agent ----------------------------------------------------------
