@@ -21,8 +21,9 @@ def start_profiler(pid: int, output: Path, rate_hz: int = 100) -> subprocess.Pop
     if binary is None:
         return None
     output.parent.mkdir(parents=True, exist_ok=True)
+    # --nonblocking: never pause the worker, whose throughput is being measured meanwhile.
     return subprocess.Popen([binary, "record", "--pid", str(pid), "--rate", str(rate_hz), "--format", "raw",
-                             "--nolineno", "--output", str(output)],
+                             "--nolineno", "--nonblocking", "--output", str(output)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

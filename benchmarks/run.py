@@ -6,6 +6,7 @@ import asyncio
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,9 +74,15 @@ async def run_steps(ctx: steps.BenchContext, results: dict, write) -> None:
         write()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(options: BenchOptions) -> int:
     from streams.broker import start_broker, stop_broker
 
+    # `kill <pid>` stops the run like Ctrl-C: workers and broker are stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     bench_dir = options.output.parent
     shutil.rmtree(bench_dir / "logs", ignore_errors=True)
     (bench_dir / "logs").mkdir(parents=True)
@@ -105,6 +112,9 @@ def run(options: BenchOptions) -> int:
                                      data_root=Path(data_root), progress=progress)
             try:
                 asyncio.run(run_steps(ctx, results, write))
+            except KeyboardInterrupt:
+                results["interrupted"] = True
+                raise
             finally:
                 ctx.stop_workers()
     finally:

@@ -289,7 +289,11 @@ async def event_to_metric_latency(ctx: BenchContext) -> dict:
 
 
 async def memory_in_flight(ctx: BenchContext) -> dict:
-    """Peak RSS of a worker holding `contacts` queued contacts that never leave their queue."""
+    """Peak RSS of a worker holding `contacts` queued contacts that never leave their queue.
+
+    Read once both stages are through: the lifecycle agent tracks every contact and the
+    queue agent counts every one waiting (it can trail the lifecycle agent by minutes).
+    """
     o = ctx.options
     topic = f"bench-memory-{ctx.run_id}.contact-events"
     await create_topic(ctx.bootstrap, topic, o.partitions)
@@ -308,16 +312,17 @@ async def memory_in_flight(ctx: BenchContext) -> dict:
             processed = sample_sum(text, "callpulse_events_total")
             tracked = sample_sum(text, "callpulse_tracked_contacts")
             waiting = sample_sum(text, "callpulse_queue_waiting_contacts")
-            if processed >= o.contacts and o.contacts in (tracked, waiting):
+            if processed >= o.contacts and tracked == waiting == o.contacts:
                 break
-            ctx.progress.say(f"memory: {processed:,.0f}/{o.contacts:,} processed, {tracked:,.0f} tracked")
+            ctx.progress.say(f"memory: {processed:,.0f}/{o.contacts:,} processed, {tracked:,.0f} tracked,"
+                             f" {waiting:,.0f} waiting")
             await asyncio.sleep(next_poll_seconds(o.contacts - processed,
                                                   per_second(processed, time.monotonic() - started)))
         finished = time.monotonic()
         memory = worker.memory()
     finally:
         worker.stop()
-    complete = processed >= o.contacts and o.contacts in (tracked, waiting)
+    complete = processed >= o.contacts and tracked == waiting == o.contacts
     growth = (memory["peak_rss_bytes"] or 0) - (baseline["peak_rss_bytes"] or 0)
     ctx.progress.note(f"memory: peak RSS {memory['peak_rss_bytes']:,} B with {tracked:,.0f} contacts tracked")
     return {
