@@ -44,9 +44,20 @@ def _package(frame: str) -> str:
     return path.split("/", 1)[0].removesuffix(".py")
 
 
-def summarise(raw: str, top: int = 15) -> dict:
-    """Shares of samples by innermost frame (self), by any frame on the stack (inclusive), by package.
+# Frames every stack passes through (event loop, command line, threads): no information in them.
+RUNTIME_PACKAGES = frozenset({"asyncio", "selectors", "threading", "click", "<frozen runpy>", "mode"})
+RUNTIME_FILES = ("(streams/cli.py)",)
 
+
+def _runtime(frame: str) -> bool:
+    return _package(frame) in RUNTIME_PACKAGES or frame.endswith(RUNTIME_FILES)
+
+
+def summarise(raw: str, top: int = 15) -> dict:
+    """Shares of samples by package and function (innermost frame), and by any frame on the stack.
+
+    `inclusive` leaves out the event loop and start-up frames every stack shares;
+    `callpulse` is the inclusive time of this project's own functions (streams/).
     py-spy samples only threads that are running, so a share of samples is a share of busy CPU.
     """
     self_counts: Counter = Counter()
@@ -63,21 +74,24 @@ def summarise(raw: str, top: int = 15) -> dict:
         self_counts[frames[-1]] += count
         packages[_package(frames[-1])] += count
         for frame in set(frames):
-            inclusive[frame] += count
+            if not _runtime(frame):
+                inclusive[frame] += count
+    callpulse = Counter({frame: count for frame, count in inclusive.items() if _package(frame) == "streams"})
 
     def shares(counter: Counter) -> list[tuple[str, float]]:
         return [(name, count / total) for name, count in counter.most_common(top)]
 
     if not total:
-        return {"samples": 0, "self": [], "inclusive": [], "packages": []}
-    return {"samples": total, "self": shares(self_counts), "inclusive": shares(inclusive),
-            "packages": shares(packages)}
+        return {"samples": 0, "packages": [], "self": [], "inclusive": [], "callpulse": []}
+    return {"samples": total, "packages": shares(packages), "self": shares(self_counts),
+            "inclusive": shares(inclusive), "callpulse": shares(callpulse)}
 
 
 def format_summary(summary: dict) -> str:
     lines = [f"{summary['samples']} samples of busy CPU"]
     for title, key in (("self time by package", "packages"), ("self time by function", "self"),
-                       ("inclusive time by function", "inclusive")):
+                       ("inclusive time by function (event loop and start-up frames left out)", "inclusive"),
+                       ("inclusive time in callpulse's own code", "callpulse")):
         lines.append(f"  {title}:")
         lines.extend(f"    {share:6.1%}  {name}" for name, share in summary[key])
     return "\n".join(lines)

@@ -175,13 +175,15 @@ def test_contacts_in_flight_are_distinct_and_valid_v1_events():
 
 
 def test_profile_summary_shares_self_and_inclusive_time():
-    raw = ("main (a.py);run (faust/stream.py);loads (json/__init__.py) 30\n"
-           "main (a.py);run (faust/stream.py) 70\n")
+    raw = ("run (asyncio/base_events.py);on_input (streams/pipeline.py);loads (json/__init__.py) 30\n"
+           "run (asyncio/base_events.py);take (faust/streams.py) 70\n")
     summary = summarise(raw)
     assert summary["samples"] == 100
-    assert dict(summary["self"]) == {"run (faust/stream.py)": 0.7, "loads (json/__init__.py)": 0.3}
-    assert dict(summary["inclusive"])["main (a.py)"] == 1.0
+    assert dict(summary["self"]) == {"take (faust/streams.py)": 0.7, "loads (json/__init__.py)": 0.3}
     assert dict(summary["packages"]) == {"faust": 0.7, "json": 0.3}
+    assert "run (asyncio/base_events.py)" not in dict(summary["inclusive"])
+    assert dict(summary["inclusive"])["on_input (streams/pipeline.py)"] == 0.3
+    assert dict(summary["callpulse"]) == {"on_input (streams/pipeline.py)": 0.3}
 
 
 def test_backlog_is_exactly_the_asked_number_of_simulated_events_ending_by_end_ms():
