@@ -1,4 +1,4 @@
-"""Shared fixtures: one embedded broker per test session, a topic namespace per test."""
+"""Shared fixtures: an embedded broker and a topic namespace per test."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import pytest
 from tests.harness import Stack, free_port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def broker(tmp_path_factory):
-    """The embedded broker (tansu, memory storage) on a free port."""
+    """A fresh embedded broker (tansu, memory storage) on a free port, for one test.
+
+    Per test, not per session: with one record per batch (see README) tansu's memory
+    log slows down as batches pile up, so tests must not inherit each other's topics.
+    """
     from streams.broker import start_broker, stop_broker
 
     port = free_port()
@@ -21,7 +25,7 @@ def broker(tmp_path_factory):
 
 @pytest.fixture
 def stack(broker, tmp_path):
-    """A fresh app id and input topic on the shared broker; workers started here are stopped after."""
+    """A fresh app id and input topic on the test's broker; workers started here are killed after."""
     stack = Stack(bootstrap=broker, tmp=tmp_path)
     workers = []
     original = stack.worker
