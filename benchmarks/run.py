@@ -1,4 +1,4 @@
-"""One benchmark run: embedded broker, the chosen steps in order, results file and table."""
+"""One benchmark run: the chosen steps in order on embedded brokers, results file and table."""
 
 from __future__ import annotations
 
@@ -42,12 +42,22 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-async def run_steps(ctx: steps.BenchContext, results: dict, write) -> None:
-    """Each step in order; a failing step is recorded and the others still run."""
-    o = ctx.options
+def broker_groups(chosen: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Steps that share one embedded broker: raw and pipeline read the same backlog; the others start fresh.
+
+    The embedded broker slows down as single-record batches pile up in it, so no step
+    should inherit the topics of another.
+    """
+    groups = [tuple(step for step in ("raw", "pipeline") if step in chosen)]
+    groups += [(step,) for step in ("latency", "memory") if step in chosen]
+    return [group for group in groups if group]
+
+
+async def run_group(ctx: steps.BenchContext, group: tuple[str, ...], results: dict, write) -> None:
+    """The steps of one broker in order; a failing step is recorded and the others still run."""
     backlog_topic = f"bench-backlog-{ctx.run_id}.contact-events"
     backlog_events = None
-    if {"raw", "pipeline"} & set(o.steps):
+    if {"raw", "pipeline"} & set(group):
         started = time.monotonic()
         preload = await steps.preload_backlog(ctx, backlog_topic)
         results.update(preload)
@@ -60,7 +70,7 @@ async def run_steps(ctx: steps.BenchContext, results: dict, write) -> None:
         "latency": lambda: steps.event_to_metric_latency(ctx),
         "memory": lambda: steps.memory_in_flight(ctx),
     }
-    for step in o.steps:
+    for step in group:
         ctx.progress.note(f"step {step}")
         started = time.monotonic()
         try:
@@ -74,13 +84,30 @@ async def run_steps(ctx: steps.BenchContext, results: dict, write) -> None:
         write()
 
 
+async def run_all(options: BenchOptions, results: dict, write, progress: Progress, data_root: Path) -> None:
+    from streams.broker import start_broker, stop_broker
+
+    run_id = uuid.uuid4().hex[:8]
+    bench_dir = options.output.parent
+    for group in broker_groups(options.steps):
+        port = free_port()
+        name = "-".join(group)
+        progress.note(f"starting an embedded broker on 127.0.0.1:{port} for {name}")
+        broker = start_broker(port=port, log_path=bench_dir / "logs" / f"broker-{name}.log")
+        ctx = steps.BenchContext(bootstrap=f"127.0.0.1:{port}", broker_pid=broker.pid, options=options,
+                                 run_id=run_id, bench_dir=bench_dir, data_root=data_root, progress=progress)
+        try:
+            await run_group(ctx, group, results, write)
+        finally:
+            ctx.stop_workers()
+            stop_broker(broker)
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run(options: BenchOptions) -> int:
-    from streams.broker import start_broker, stop_broker
-
     # `kill <pid>` stops the run like Ctrl-C: workers and broker are stopped on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
     bench_dir = options.output.parent
@@ -101,24 +128,14 @@ def run(options: BenchOptions) -> int:
     def write() -> None:
         write_results(options.output, results)
 
-    port = free_port()
-    progress.note(f"starting the embedded broker on 127.0.0.1:{port}")
-    broker = start_broker(port=port, log_path=bench_dir / "logs" / "broker.log")
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="callpulse-bench-") as data_root:
-            ctx = steps.BenchContext(bootstrap=f"127.0.0.1:{port}", broker_pid=broker.pid, options=options,
-                                     run_id=uuid.uuid4().hex[:8], bench_dir=bench_dir,
-                                     data_root=Path(data_root), progress=progress)
-            try:
-                asyncio.run(run_steps(ctx, results, write))
-            except KeyboardInterrupt:
-                results["interrupted"] = True
-                raise
-            finally:
-                ctx.stop_workers()
+            asyncio.run(run_all(options, results, write, progress, Path(data_root)))
+    except KeyboardInterrupt:
+        results["interrupted"] = True
+        raise
     finally:
-        stop_broker(broker)
         results["finished_at"] = utc_now()
         results["machine"]["load_average_at_end"] = os.getloadavg()
         results["total_seconds"] = time.monotonic() - started

@@ -199,3 +199,14 @@ def test_backlog_is_exactly_the_asked_number_of_simulated_events_ending_by_end_m
 def test_system_busy_time_leaves_out_idle_and_iowait():
     stat = "cpu  100 20 30 5000 70 5 5 0 0 0\ncpu0 50 10 15 2500 35 2 3 0 0 0\n"
     assert procfs.parse_system_busy_seconds(stat, ticks_per_second=100) == 1.6
+
+
+@pytest.mark.parametrize(("chosen", "groups"), [
+    (STEPS, [("raw", "pipeline"), ("latency",), ("memory",)]),
+    (("pipeline", "memory"), [("pipeline",), ("memory",)]),
+    (("latency",), [("latency",)]),
+])
+def test_each_step_gets_a_fresh_broker_except_the_two_sharing_the_backlog(chosen, groups):
+    from benchmarks.run import broker_groups
+
+    assert broker_groups(chosen) == groups
