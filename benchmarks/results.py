@@ -18,6 +18,8 @@ TABLE_ROWS = (
     ("ratio", "pipeline / plain consumer", "{:.4f}"),
     ("pipeline_seconds", "pipeline: ready to last event processed, s", "{:.1f}"),
     ("pipeline_timed_out", "pipeline: timed out", "{}"),
+    ("pipeline_events_processed", "pipeline: events processed", "{:,}"),
+    ("pipeline_longest_stall_seconds", "pipeline: longest time without progress, s", "{:.0f}"),
     ("cpu_seconds_per_event", "pipeline: worker CPU per event, s", "{:.6f}"),
     ("pipeline_broker_cpu_seconds_per_event", "pipeline: broker CPU per event, s", "{:.6f}"),
     ("pipeline_worker_cpu_share", "pipeline: worker CPU / wall time (cores)", "{:.2f}"),

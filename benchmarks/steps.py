@@ -18,7 +18,7 @@ from benchmarks.worker import BenchWorker
 from benchmarks.workload import MARKER_QUEUE, marker_message, queued_contacts, simulated_traffic
 
 POLL_SECONDS = 0.5
-# A /metrics scrape costs the worker tens of milliseconds of CPU: far from the end, look rarely.
+# A /metrics scrape costs the worker up to a second of CPU with a big state: far from the end, look rarely.
 SLOW_POLL_SECONDS = 5.0
 PACE_SECONDS = 0.005
 SETTLE_SECONDS = 5.0
@@ -121,11 +121,16 @@ async def pipeline_throughput(ctx: BenchContext, topic: str, events: int) -> dic
         ctx.progress.note("py-spy not found: no profile (pip install py-spy into the venv)")
     at_ready = accounted_events(await worker.metrics_text())
     processed, finished, scrapes = at_ready, time.monotonic(), 1
+    last_progress, longest_stall = finished, 0.0
     while processed < events and finished - ready < o.timeout_seconds:
         await asyncio.sleep(next_poll_seconds(events - processed, per_second(processed - at_ready, finished - ready)))
+        before = processed
         processed = accounted_events(await worker.metrics_text())
         finished = time.monotonic()
         scrapes += 1
+        if processed > before:
+            last_progress = finished
+        longest_stall = max(longest_stall, finished - last_progress)
         ctx.progress.say(f"pipeline: {processed:,.0f}/{events:,} processed,"
                          f" {per_second(processed - at_ready, finished - ready) or 0:,.0f}/s")
     cpu = meter.shares("pipeline")
@@ -148,6 +153,7 @@ async def pipeline_throughput(ctx: BenchContext, topic: str, events: int) -> dic
         "pipeline_timed_out": timed_out,
         "pipeline_events_processed": int(processed),
         "pipeline_events_processed_before_ready": int(at_ready),
+        "pipeline_longest_stall_seconds": longest_stall,
         "pipeline_worker_startup_seconds": ready - worker.started_monotonic,
         "pipeline_duplicates": int(sample_sum(text, "callpulse_events_duplicate_total")),
         "pipeline_rejected": int(sample_sum(text, "callpulse_events_rejected_total")),
