@@ -11,6 +11,8 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.config import CallpulseConfig, parse_config
 from streams.contract import events as et
@@ -859,6 +861,116 @@ def test_due_ms_points_at_the_next_thing_to_do():
     fl.sweep(ms(100) + 1)
     assert state["done"] == 1
     assert lc.due_ms(state, LIMITS) == ms(100) + LIMITS.dedupe_retention_ms
+
+
+def test_finalize_only_considers_events_up_to_the_covered_offset():
+    fl = Flow()
+    fl.send(queued(0), offset=0, sweep=False)
+    fl.send(answered(10), offset=1, sweep=False)
+    fl.send(ended(20), offset=2, sweep=False)
+    state = fl.contacts["c-1"]
+    watermark = ms(20) + LIMITS.wrapup_timeout_ms
+
+    first = lc.finalize(state, "c-1", watermark, LIMITS, fl.short_abandon_seconds, covered_offset=0)
+    assert (first.facts, first.records) == ([], [])  # the answer (offset 1) is not covered yet
+    assert state["done"] == 0 and state["fo"] == 0
+
+    second = lc.finalize(state, "c-1", watermark, LIMITS, fl.short_abandon_seconds, covered_offset=1)
+    assert [item["k"] for item in second.facts] == [f.LEFT_QUEUE]
+    assert [record["record"] for record in second.records] == ["left_queue"]
+    assert state["done"] == 0  # the end (offset 2) is still uncovered: no wrap-up timeout yet
+
+    third = lc.finalize(state, "c-1", watermark, LIMITS, fl.short_abandon_seconds, covered_offset=2)
+    assert [record["record"] for record in third.records] == ["ended"]
+    assert state["done"] == 1
+
+
+# Histories of one contact: any event types, in any order, with ties, plausible or not; chat
+# messages are drawn more often, so that the cap on stored messages comes into play.
+CONTACT_EVENT_TYPES = [t for t in et.EVENT_TYPES if t != et.AGENT_STATE_CHANGED] + [et.CHAT_MESSAGE] * 4
+_FIELD_VALUES = {
+    et.CONTACT_QUEUED: st.fixed_dictionaries({"queue": st.sampled_from(["support", "billing"]),
+                                              "channel": st.sampled_from(["voice", "chat"])}),
+    et.CONTACT_ANSWERED: st.fixed_dictionaries({"agent_id": st.sampled_from(["a-1", "a-2"])}),
+    et.CONTACT_TRANSFERRED: st.fixed_dictionaries({"transfer_type": st.sampled_from(["blind", "warm"]),
+                                                   "to_queue": st.sampled_from([None, "billing"])}),
+    et.CONTACT_ENDED: st.fixed_dictionaries({"disconnected_by": st.sampled_from([None, "customer", "agent"])}),
+    et.CHAT_MESSAGE: st.fixed_dictionaries({"sender": st.sampled_from(["agent", "agent", "customer"])}),
+}
+
+
+@st.composite
+def contact_histories(draw) -> list[Event]:
+    events = []
+    for i in range(draw(st.integers(1, 14))):
+        event_type = draw(st.sampled_from(CONTACT_EVENT_TYPES))
+        fields = draw(_FIELD_VALUES.get(event_type, st.just({})))
+        events.append(ev(event_type, draw(st.integers(0, 40)) * 5, event_id=f"e-{i:02d}", **fields))
+    return events
+
+
+histories = settings(max_examples=200, derandomize=True, database=None, deadline=None)
+SMALL_CHAT_CAP = lc.Limits(max_chat_messages=3)
+
+
+def receive(events, arrival_order, limits=SMALL_CHAT_CAP):
+    """apply_event for each event in `arrival_order`; the offset is the event's index in `events`."""
+    state = None
+    for event in arrival_order:
+        state = lc.apply_event(state, "c-1", event, events.index(event), 0, 0, limits,
+                               lambda queue: 5.0).state
+        yield state
+
+
+@histories
+@given(contact_histories(), st.randoms(use_true_random=False))
+def test_stored_events_are_sorted_by_time_and_do_not_depend_on_the_arrival_order(events, rng):
+    arrival = rng.sample(events, len(events))
+
+    *_, reference = receive(events, events)
+    *_, state = receive(events, arrival)
+
+    assert state["ev"] == reference["ev"]
+    times = [e[lc.T] for e in state["ev"]]
+    assert times == sorted(times)
+    agent_messages = [e for e in events if e.type == et.CHAT_MESSAGE and e.sender == "agent"]
+    stored = [e for e in state["ev"] if e[lc.TYPE] == et.CHAT_MESSAGE]
+    assert len(stored) == min(len(agent_messages), SMALL_CHAT_CAP.max_chat_messages)
+
+
+@histories
+@given(contact_histories(), st.randoms(use_true_random=False))
+def test_status_and_end_time_kept_after_every_event_are_those_of_a_full_derive(events, rng):
+    for state in receive(events, rng.sample(events, len(events))):
+        derived = lc.derive("c-1", state["ev"], lambda queue: 5.0)
+        assert state["st"] == derived.status
+        assert state["end"] == (derived.end_ms if derived.status is None else None)
+
+
+def expected_due_ms(state: dict, limits: lc.Limits) -> int:
+    """due_ms by its definition: the earliest timeout, or the earliest event not final yet + 1."""
+    quiet_since = max(state["last"], state.get("arr", 0))
+    if state["done"]:
+        return quiet_since + limits.dedupe_retention_ms
+    candidates = [quiet_since + limits.expiry_ms]
+    if state["end"] is not None:
+        candidates.append(max(state["end"], quiet_since) + limits.wrapup_timeout_ms)
+    candidates += [e[lc.T] + 1 for e in state["ev"] if e[lc.T] >= state["fin"] or e[lc.OFFSET] > state["fo"]]
+    return min(candidates)
+
+
+@histories
+@given(contact_histories(), st.randoms(use_true_random=False))
+def test_due_ms_is_the_earliest_timeout_or_event_not_final_yet(events, rng):
+    limits = lc.Limits(expiry_ms=600_000, wrapup_timeout_ms=60_000, dedupe_retention_ms=300_000)
+    fl = Flow(limits=limits)
+
+    for event in rng.sample(events, len(events)):
+        fl.send(event, sweep=False)
+        fl.sweep(ms(rng.randrange(0, 600)))
+        if "c-1" in fl.contacts:
+            state = fl.contacts["c-1"]
+            assert lc.due_ms(state, limits) == expected_due_ms(state, limits)
 
 
 def test_ended_contact_without_wrapup_end_is_done_after_the_wrapup_timeout_without_handle_time():
