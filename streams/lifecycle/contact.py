@@ -22,20 +22,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.contract import events as ev
+from streams.contract.events import (
+    CHAT_MESSAGE,
+    CONTACT_ABANDONED,
+    CONTACT_ANSWERED,
+    CONTACT_CALLBACK_REQUESTED,
+    CONTACT_ENDED,
+    CONTACT_HOLD_ENDED,
+    CONTACT_HOLD_STARTED,
+    CONTACT_QUEUED,
+    CONTACT_TRANSFERRED,
+    CONTACT_WRAPUP_ENDED,
+)
 from streams.lifecycle import facts as f
 
 # Sort order of events with the same timestamp: the order a real contact goes through.
 _RANK = {
-    ev.CONTACT_QUEUED: 0,
-    ev.CONTACT_ANSWERED: 1,
-    ev.CHAT_MESSAGE: 2,
-    ev.CONTACT_HOLD_STARTED: 3,
-    ev.CONTACT_HOLD_ENDED: 4,
-    ev.CONTACT_TRANSFERRED: 5,
-    ev.CONTACT_ABANDONED: 6,
-    ev.CONTACT_CALLBACK_REQUESTED: 6,
-    ev.CONTACT_ENDED: 7,
-    ev.CONTACT_WRAPUP_ENDED: 8,
+    CONTACT_QUEUED: 0,
+    CONTACT_ANSWERED: 1,
+    CHAT_MESSAGE: 2,
+    CONTACT_HOLD_STARTED: 3,
+    CONTACT_HOLD_ENDED: 4,
+    CONTACT_TRANSFERRED: 5,
+    CONTACT_ABANDONED: 6,
+    CONTACT_CALLBACK_REQUESTED: 6,
+    CONTACT_ENDED: 7,
+    CONTACT_WRAPUP_ENDED: 8,
 }
 
 # Status kinds (what the current-state gauges count).
@@ -66,15 +78,15 @@ class Limits:
 def compact(event: ev.Event, late: bool, offset: int = 0) -> list:
     """The few fields of an event the lifecycle needs, as a small list."""
     t = event.type
-    if t == ev.CONTACT_QUEUED:
+    if t == CONTACT_QUEUED:
         a, b = event.queue, event.channel
-    elif t == ev.CONTACT_ANSWERED:
+    elif t == CONTACT_ANSWERED:
         a, b = event.agent_id, None
-    elif t == ev.CONTACT_TRANSFERRED:
+    elif t == CONTACT_TRANSFERRED:
         a, b = event.transfer_type, event.to_queue
-    elif t == ev.CONTACT_ENDED:
+    elif t == CONTACT_ENDED:
         a, b = event.disconnected_by, None
-    elif t == ev.CHAT_MESSAGE:
+    elif t == CHAT_MESSAGE:
         a, b = event.sender, None
     else:
         a, b = None, None
@@ -117,70 +129,50 @@ def derive(contact_id: str, events: list[list], short_abandon_seconds) -> Derive
 
     `short_abandon_seconds(queue)` gives a queue's threshold (for the records'
     outcome; the queue stage classifies its own counters the same way).
+    `_status_walk` repeats the status part of this walk for apply_event; keep them in step.
+    The loop uses no closures (they would turn its variables into slower cell variables)
+    and builds each fact and record with one dict literal: it runs on every finalize.
     """
-    out = Derived()
+    facts: list[dict] = []
+    records: list[dict] = []
+    end_ms = None
+    pending_end_record = None
     kind = NONE
     queue = channel = None
     enq_ms = None  # latest queue entry
     ans_queue = None  # queue the contact was answered from
     ans_ms = None
     agent = None
-    hold_ms = None
+    hold_ms = None  # when the running hold started
     holds = hold_total_ms = transfers = 0
     awaiting_first_response = False
     handle_pending = False
     last_outcome = None
     left = None  # the latest left_queue record (for the "ended" record)
 
-    def fact(kind_: str, t: int, q: str, c: str, late: int, **extra) -> None:
-        item = {"k": kind_, "t": t, "q": q, "c": c}
-        if late:
-            item["l"] = 1
-        item.update(extra)
-        out.facts.append(item)
-
-    def left_record(outcome: str, t: int) -> None:
-        nonlocal left, last_outcome
-        last_outcome = outcome
-        left = {
-            "record": "left_queue",
-            "contact_id": contact_id,
-            "queue": queue,
-            "channel": channel,
-            "outcome": outcome,
-            "enqueued_at_ms": enq_ms,
-            "left_queue_at_ms": t,
-            "wait_ms": t - enq_ms,
-            "agent_id": agent if outcome == f.ANSWERED else None,
-            "t": t,
-        }
-        out.records.append(left)
-
-    def end_hold(t: int, late: int, abandoned: bool) -> None:
-        nonlocal hold_ms, hold_total_ms
-        duration = t - hold_ms
-        hold_total_ms += duration
-        fact(f.HOLD_ENDED, t, ans_queue, channel, late, dur=duration, ab=1 if abandoned else 0)
-        hold_ms = None
-
-    for e in events:
-        t, typ, late = e[T], e[TYPE], e[LATE]
-        if typ == ev.CONTACT_QUEUED:
+    for t, typ, a, b, late, _, _ in events:
+        if typ == CONTACT_QUEUED:
             if kind == WAITING:
                 # Moved to another queue without an answer: it left this one as transferred.
-                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.QUEUE_TRANSFERRED, wait=t - enq_ms)
-                left_record(f.QUEUE_TRANSFERRED, t)
+                facts.append(_left_fact(t, queue, channel, late, f.QUEUE_TRANSFERRED, t - enq_ms))
+                last_outcome = f.QUEUE_TRANSFERRED
+                left = _left_record(contact_id, queue, channel, last_outcome, enq_ms, t, agent)
+                records.append(left)
             elif kind == ON_HOLD:
-                end_hold(t, late, False)
-            queue, channel = e[A], e[B]
+                hold_total_ms += t - hold_ms
+                facts.append(_hold_ended_fact(t, ans_queue, channel, late, t - hold_ms, False))
+                hold_ms = None
+            queue, channel = a, b
             enq_ms = t
             kind = WAITING
-            fact(f.ENQUEUED, t, queue, channel, late)
-        elif typ == ev.CONTACT_ANSWERED:
+            facts.append(_fact(f.ENQUEUED, t, queue, channel, late))
+        elif typ == CONTACT_ANSWERED:
             if kind == WAITING:
-                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.ANSWERED, wait=t - enq_ms)
-                agent = e[A]
-                left_record(f.ANSWERED, t)
+                facts.append(_left_fact(t, queue, channel, late, f.ANSWERED, t - enq_ms))
+                agent = a
+                last_outcome = f.ANSWERED
+                left = _left_record(contact_id, queue, channel, last_outcome, enq_ms, t, agent)
+                records.append(left)
                 ans_queue, ans_ms = queue, t
                 kind = CONNECTED
                 awaiting_first_response = channel == "chat"
@@ -188,84 +180,199 @@ def derive(contact_id: str, events: list[list], short_abandon_seconds) -> Derive
             elif kind == TRANSFERRING and ans_queue is not None:
                 # Warm or blind transfer straight to another agent, no queue in between.
                 kind = CONNECTED
-                agent = e[A]
-        elif typ in (ev.CONTACT_ABANDONED, ev.CONTACT_CALLBACK_REQUESTED):
+                agent = a
+        elif typ in (CONTACT_ABANDONED, CONTACT_CALLBACK_REQUESTED):
             if kind == WAITING:
-                outcome = f.ABANDONED if typ == ev.CONTACT_ABANDONED else f.CALLBACK
+                outcome = f.ABANDONED if typ == CONTACT_ABANDONED else f.CALLBACK
                 wait = t - enq_ms
-                fact(f.LEFT_QUEUE, t, queue, channel, late, o=outcome, wait=wait)
+                facts.append(_left_fact(t, queue, channel, late, outcome, wait))
                 if outcome == f.ABANDONED:
                     outcome = f.classify_abandon(wait, short_abandon_seconds(queue))
-                left_record(outcome, t)
+                last_outcome = outcome
+                left = _left_record(contact_id, queue, channel, outcome, enq_ms, t, agent)
+                records.append(left)
                 kind = DONE if outcome != f.CALLBACK else NONE
                 if kind == DONE:
-                    out.end_ms = t
-                    out.records.append(_ended_record(contact_id, left, outcome, holds, hold_total_ms,
-                                                     transfers, None, t))
-        elif typ == ev.CONTACT_HOLD_STARTED:
+                    end_ms = t
+                    records.append(_ended_record(contact_id, left, outcome, holds, hold_total_ms, transfers,
+                                                 None, t))
+        elif typ == CONTACT_HOLD_STARTED:
             if kind == CONNECTED:
                 hold_ms = t
                 holds += 1
                 kind = ON_HOLD
-                fact(f.HOLD_STARTED, t, ans_queue, channel, late)
-        elif typ == ev.CONTACT_HOLD_ENDED:
+                facts.append(_fact(f.HOLD_STARTED, t, ans_queue, channel, late))
+        elif typ == CONTACT_HOLD_ENDED:
             if kind == ON_HOLD:
-                end_hold(t, late, False)
+                hold_total_ms += t - hold_ms
+                facts.append(_hold_ended_fact(t, ans_queue, channel, late, t - hold_ms, False))
+                hold_ms = None
                 kind = CONNECTED
-        elif typ == ev.CONTACT_TRANSFERRED:
+        elif typ == CONTACT_TRANSFERRED:
             if kind == WAITING:
                 # Routed on before an answer (a flow-out): it left the queue, not abandoned.
-                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.QUEUE_TRANSFERRED, wait=t - enq_ms)
-                left_record(f.QUEUE_TRANSFERRED, t)
+                facts.append(_left_fact(t, queue, channel, late, f.QUEUE_TRANSFERRED, t - enq_ms))
+                last_outcome = f.QUEUE_TRANSFERRED
+                left = _left_record(contact_id, queue, channel, last_outcome, enq_ms, t, agent)
+                records.append(left)
                 kind = NONE
             elif kind in (CONNECTED, ON_HOLD) and ans_queue is not None:
                 if kind == ON_HOLD:
-                    end_hold(t, late, False)
+                    hold_total_ms += t - hold_ms
+                    facts.append(_hold_ended_fact(t, ans_queue, channel, late, t - hold_ms, False))
+                    hold_ms = None
                 transfers += 1
                 last_outcome = f.QUEUE_TRANSFERRED
-                fact(f.TRANSFERRED, t, ans_queue, channel, late, tt=e[A])
+                item = _fact(f.TRANSFERRED, t, ans_queue, channel, late)
+                item["tt"] = a
+                facts.append(item)
                 kind = TRANSFERRING
-        elif typ == ev.CONTACT_ENDED:
+        elif typ == CONTACT_ENDED:
             if kind == WAITING:
                 wait = t - enq_ms
-                fact(f.LEFT_QUEUE, t, queue, channel, late, o=f.ABANDONED, wait=wait)
-                left_record(f.classify_abandon(wait, short_abandon_seconds(queue)), t)
+                facts.append(_left_fact(t, queue, channel, late, f.ABANDONED, wait))
+                last_outcome = f.classify_abandon(wait, short_abandon_seconds(queue))
+                left = _left_record(contact_id, queue, channel, last_outcome, enq_ms, t, agent)
+                records.append(left)
             elif kind == ON_HOLD:
-                by_customer = e[A] in (None, "customer")
-                end_hold(t, late, by_customer)
+                hold_total_ms += t - hold_ms
+                by_customer = a is None or a == "customer"
+                facts.append(_hold_ended_fact(t, ans_queue, channel, late, t - hold_ms, by_customer))
+                hold_ms = None
             if kind != DONE:
-                out.end_ms = t
-            if kind != DONE and left is not None:
-                record = _ended_record(contact_id, left, last_outcome, holds, hold_total_ms, transfers, None, t)
-                if handle_pending:
-                    out.pending_end_record = record  # sent with the handle time at wrap-up end
-                else:
-                    out.records.append(record)
+                end_ms = t
+                if left is not None:
+                    record = _ended_record(contact_id, left, last_outcome, holds, hold_total_ms, transfers, None, t)
+                    if handle_pending:
+                        pending_end_record = record  # sent with the handle time at wrap-up end
+                    else:
+                        records.append(record)
             kind = WRAPUP if handle_pending else DONE
-        elif typ == ev.CONTACT_WRAPUP_ENDED:
+        elif typ == CONTACT_WRAPUP_ENDED:
             if handle_pending and ans_ms is not None:
                 duration = t - ans_ms
-                fact(f.HANDLED, t, ans_queue, channel, late, dur=duration)
+                facts.append(_duration_fact(f.HANDLED, t, ans_queue, channel, late, duration))
                 handle_pending = False
-                if out.pending_end_record is not None:
-                    record, out.pending_end_record = out.pending_end_record, None
+                if pending_end_record is not None:
+                    record, pending_end_record = pending_end_record, None
                     record["handle_seconds"] = duration / 1000
                     record["t"] = t
-                    out.records.append(record)
+                    records.append(record)
                 if kind in (WRAPUP, DONE):
                     kind = DONE
-        elif typ == ev.CHAT_MESSAGE:
-            if awaiting_first_response and e[A] == "agent" and kind in (CONNECTED, ON_HOLD):
-                fact(f.FIRST_RESPONSE, t, ans_queue, channel, late, dur=t - ans_ms)
+        elif typ == CHAT_MESSAGE:
+            if awaiting_first_response and a == "agent" and kind in (CONNECTED, ON_HOLD):
+                facts.append(_duration_fact(f.FIRST_RESPONSE, t, ans_queue, channel, late, t - ans_ms))
                 awaiting_first_response = False
 
     if kind == WAITING:
-        out.status = _status_vector(WAITING, queue, channel, enq_ms)
+        status = _status_vector(WAITING, queue, channel, enq_ms)
     elif kind in (CONNECTED, ON_HOLD):
-        out.status = _status_vector(kind, ans_queue, channel, None)
-    out.finished = kind == DONE
-    out.left, out.holds, out.hold_ms, out.transfers = left, holds, hold_total_ms, transfers
-    return out
+        status = _status_vector(kind, ans_queue, channel, None)
+    else:
+        status = None
+    return Derived(facts, records, status, kind == DONE, end_ms, pending_end_record, left, holds, hold_total_ms,
+                   transfers)
+
+
+def _status_walk(events: list[list]) -> tuple[list | None, int | None]:
+    """Only the current status and end time of `derive`: what apply_event needs on every event.
+
+    The same state machine without building facts and records (several times
+    cheaper); a unit test checks that both walks agree.
+    """
+    kind = NONE
+    queue = channel = enq_ms = ans_queue = ans_ms = end_ms = None
+    handle_pending = False
+    for t, typ, a, b, _, _, _ in events:
+        if typ == CONTACT_QUEUED:
+            queue, channel, enq_ms = a, b, t
+            kind = WAITING
+        elif typ == CONTACT_ANSWERED:
+            if kind == WAITING:
+                ans_queue, ans_ms = queue, t
+                kind = CONNECTED
+                handle_pending = True
+            elif kind == TRANSFERRING and ans_queue is not None:
+                kind = CONNECTED
+        elif typ == CONTACT_ABANDONED:
+            if kind == WAITING:
+                kind = DONE
+                end_ms = t
+        elif typ == CONTACT_CALLBACK_REQUESTED:
+            if kind == WAITING:
+                kind = NONE
+        elif typ == CONTACT_HOLD_STARTED:
+            if kind == CONNECTED:
+                kind = ON_HOLD
+        elif typ == CONTACT_HOLD_ENDED:
+            if kind == ON_HOLD:
+                kind = CONNECTED
+        elif typ == CONTACT_TRANSFERRED:
+            if kind == WAITING:
+                kind = NONE
+            elif kind in (CONNECTED, ON_HOLD) and ans_queue is not None:
+                kind = TRANSFERRING
+        elif typ == CONTACT_ENDED:
+            if kind != DONE:
+                end_ms = t
+            kind = WRAPUP if handle_pending else DONE
+        elif typ == CONTACT_WRAPUP_ENDED:
+            if handle_pending and ans_ms is not None:
+                handle_pending = False
+                if kind in (WRAPUP, DONE):
+                    kind = DONE
+    if kind == WAITING:
+        return _status_vector(WAITING, queue, channel, enq_ms), end_ms
+    if kind in (CONNECTED, ON_HOLD):
+        return _status_vector(kind, ans_queue, channel, None), end_ms
+    return None, end_ms
+
+
+# Fact builders: a dict literal with or without "l" rather than adding keys one by one (it is
+# faster), in the key order facts always had: k, t, q, c, l, then the fact's numbers.
+
+def _fact(kind: str, t: int, queue: str | None, channel: str | None, late: int) -> dict:
+    """An outcome fact without its numbers; "l" marks one from a late event."""
+    if late:
+        return {"k": kind, "t": t, "q": queue, "c": channel, "l": 1}
+    return {"k": kind, "t": t, "q": queue, "c": channel}
+
+
+def _left_fact(t: int, queue: str | None, channel: str | None, late: int, outcome: str, wait_ms: int) -> dict:
+    if late:
+        return {"k": f.LEFT_QUEUE, "t": t, "q": queue, "c": channel, "l": 1, "o": outcome, "wait": wait_ms}
+    return {"k": f.LEFT_QUEUE, "t": t, "q": queue, "c": channel, "o": outcome, "wait": wait_ms}
+
+
+def _hold_ended_fact(t: int, queue: str | None, channel: str | None, late: int, duration_ms: int,
+                     abandoned: bool) -> dict:
+    ab = 1 if abandoned else 0
+    if late:
+        return {"k": f.HOLD_ENDED, "t": t, "q": queue, "c": channel, "l": 1, "dur": duration_ms, "ab": ab}
+    return {"k": f.HOLD_ENDED, "t": t, "q": queue, "c": channel, "dur": duration_ms, "ab": ab}
+
+
+def _duration_fact(kind: str, t: int, queue: str | None, channel: str | None, late: int, duration_ms: int) -> dict:
+    if late:
+        return {"k": kind, "t": t, "q": queue, "c": channel, "l": 1, "dur": duration_ms}
+    return {"k": kind, "t": t, "q": queue, "c": channel, "dur": duration_ms}
+
+
+def _left_record(contact_id: str, queue: str | None, channel: str | None, outcome: str, enq_ms: int, t: int,
+                 agent: str | None) -> dict:
+    return {
+        "record": "left_queue",
+        "contact_id": contact_id,
+        "queue": queue,
+        "channel": channel,
+        "outcome": outcome,
+        "enqueued_at_ms": enq_ms,
+        "left_queue_at_ms": t,
+        "wait_ms": t - enq_ms,
+        "agent_id": agent if outcome == f.ANSWERED else None,
+        "t": t,
+    }
 
 
 def _ended_record(contact_id, left, outcome, holds, hold_ms, transfers, handle_seconds, t) -> dict:
@@ -341,6 +448,9 @@ def record_identity(record: dict) -> str:
 
 
 def _insert_sorted(events: list[list], item: list) -> None:
+    if not events or events[-1][T] < item[T]:
+        events.append(item)  # the usual case: later than every event so far
+        return
     key = _sort_key(item)
     i = len(events)
     while i > 0 and _sort_key(events[i - 1]) > key:
@@ -352,10 +462,15 @@ def _keep_chat_message(events: list[list], item: list, limit: int) -> bool:
     """Only agent messages matter (first response), and only the earliest few by event time."""
     if item[A] != "agent":
         return False
-    chats = [e for e in events if e[TYPE] == ev.CHAT_MESSAGE]
-    if len(chats) < limit:
+    if len(events) < limit:
         return True
-    latest = max(chats, key=_sort_key)
+    count, latest = 0, None
+    for e in events:
+        if e[TYPE] == CHAT_MESSAGE:
+            count += 1
+            latest = e  # events are sorted: the last one is the latest
+    if count < limit:
+        return True
     if _sort_key(item) < _sort_key(latest):
         events.remove(latest)
         return True
@@ -400,31 +515,38 @@ def apply_event(state: dict | None, contact_id: str, event: ev.Event, offset: in
     if previous is not None:
         return Outcome(state=state, duplicate=previous != offset, replay=previous == offset)
     seen[event.event_id] = offset
-    late = event.occurred_at_ms < stream_time_ms - limits.late_ms
+    occurred_at_ms = event.occurred_at_ms
+    late = occurred_at_ms < stream_time_ms - limits.late_ms
     if state["done"]:
         # A new lifecycle for a contact that had finished (e.g. a callback): start over, keep ids.
         state.update(ev=[], fin=0, fo=-1, st=None, done=0, end=None, sent=[])
-    state["last"] = max(state["last"], event.occurred_at_ms)
+    # max() of two ints, written out: it is a costly call on this path.
+    if occurred_at_ms > state["last"]:
+        state["last"] = occurred_at_ms
     # When it arrived, in the partition's event time: timeouts of a contact whose events
     # all arrive late run from its arrival, not from its (long past) event times.
-    state["arr"] = max(state.get("arr", 0), stream_time_ms - limits.skew_ms)
+    arrived_ms = stream_time_ms - limits.skew_ms
+    previous_arrival_ms = state.get("arr", 0)
+    state["arr"] = previous_arrival_ms if previous_arrival_ms >= arrived_ms else arrived_ms
     item = compact(event, late, offset)
     events = state["ev"]
-    result = Outcome(state=state, late=late)
-    if event.type == ev.CHAT_MESSAGE and not _keep_chat_message(events, item, limits.max_chat_messages):
-        return result
+    if event.type == CHAT_MESSAGE:
+        if _keep_chat_message(events, item, limits.max_chat_messages):
+            _insert_sorted(events, item)
+        # Chat messages never change the status or the end time: nothing to re-derive.
+        return Outcome(state=state, late=late)
     _insert_sorted(events, item)
-    derived = derive(contact_id, events, short_abandon_seconds)
-    state["end"] = derived.end_ms if derived.status is None else None
-    result.facts = gauge_deltas(state["st"], derived.status)
-    state["st"] = derived.status
-    if event.type == ev.CONTACT_QUEUED:
+    status, end_ms = _status_walk(events)
+    state["end"] = end_ms if status is None else None
+    facts = gauge_deltas(state["st"], status)
+    state["st"] = status
+    if event.type == CONTACT_QUEUED:
         # A queue entry is final the moment it happens: no later event can undo it.
-        entry = {"k": f.ENQUEUED, "t": event.occurred_at_ms, "q": event.queue, "c": event.channel}
+        entry = {"k": f.ENQUEUED, "t": occurred_at_ms, "q": event.queue, "c": event.channel}
         if late:
             entry["l"] = 1
-        result.facts.append(entry)
-    return result
+        facts.append(entry)
+    return Outcome(state=state, facts=facts, late=late)
 
 
 def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, short_abandon_seconds,
@@ -442,9 +564,14 @@ def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, sh
         if watermark_ms >= max(state["last"], state.get("arr", 0)) + limits.dedupe_retention_ms:
             result.state = None
         return result
-    covered = state["ev"] if covered_offset is None else [e for e in state["ev"] if e[OFFSET] <= covered_offset]
-    uncovered = len(covered) < len(state["ev"])
-    fo = max(state["fo"], covered_offset if covered_offset is not None else max((e[OFFSET] for e in covered), default=-1))
+    events = state["ev"]
+    if covered_offset is None:
+        covered = events
+        fo = max(state["fo"], max((e[OFFSET] for e in events), default=-1))
+    else:
+        covered = _covered(events, covered_offset)
+        fo = max(state["fo"], covered_offset)
+    uncovered = len(covered) < len(events)
     if watermark_ms <= state["fin"] and fo <= state["fo"]:
         return result
     derived = derive(contact_id, covered, short_abandon_seconds)
@@ -453,7 +580,7 @@ def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, sh
     _send_new(state, derived, result, state["fin"])
     if uncovered:
         return result
-    last = max((e[T] for e in covered), default=state["last"])
+    last = covered[-1][T] if covered else state["last"]  # sorted by time
     watermark_ms = state["fin"]
     quiet_since = max(last, state.get("arr", 0))
     if derived.finished and watermark_ms > last:
@@ -467,6 +594,14 @@ def finalize(state: dict, contact_id: str, watermark_ms: int, limits: Limits, sh
         _expire(state, contact_id, derived, watermark_ms, result)
         _tombstone(state, result)
     return result
+
+
+def _covered(events: list[list], covered_offset: int) -> list[list]:
+    """The events up to input offset `covered_offset`; usually all of them, then without a copy."""
+    for e in events:
+        if e[OFFSET] > covered_offset:
+            return [e for e in events if e[OFFSET] <= covered_offset]
+    return events
 
 
 def _expire(state: dict, contact_id: str, derived: Derived, watermark_ms: int, result: Outcome) -> None:
@@ -498,12 +633,15 @@ def due_ms(state: dict, limits: Limits) -> int:
     if state["done"]:
         return max(state["last"], state.get("arr", 0)) + limits.dedupe_retention_ms
     quiet_since = max(state["last"], state.get("arr", 0))
-    candidates = [quiet_since + limits.expiry_ms]
-    if state.get("end") is not None:
-        candidates.append(max(state["end"], quiet_since) + limits.wrapup_timeout_ms)
+    due = quiet_since + limits.expiry_ms
+    end = state.get("end")
+    if end is not None:
+        due = min(due, max(end, quiet_since) + limits.wrapup_timeout_ms)
     # Events not finalised yet: those after the last watermark, and those that arrived
     # later than it (not covered by the last finalize); the latter are due at once.
-    pending = [e[T] for e in state["ev"] if e[T] >= state["fin"] or e[OFFSET] > state["fo"]]
-    if pending:
-        candidates.append(min(pending) + 1)  # final once the watermark is past it
-    return min(candidates)
+    # The events are sorted by time, so the first such event is the earliest.
+    fin, fo = state["fin"], state["fo"]
+    for e in state["ev"]:
+        if e[T] >= fin or e[OFFSET] > fo:
+            return min(due, e[T] + 1)  # final once the watermark is past it
+    return due
