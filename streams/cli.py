@@ -63,9 +63,9 @@ def worker() -> None:
         raise click.ClickException(str(problem)) from None
     from faust.worker import Worker
 
-    from streams.pipeline import Pipeline
-
+    from streams import end_offsets
     from streams.kafka import existing_partitions
+    from streams.pipeline import Pipeline
 
     try:
         partitions = asyncio.run(existing_partitions(settings, settings.input_topic))
@@ -76,6 +76,7 @@ def worker() -> None:
         click.echo(f"{settings.input_topic} has {partitions} partitions; using that", err=True)
         settings = settings.model_copy(update={"partitions": partitions})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    end_offsets.install(settings)  # exact table recovery targets (see the module)
     pipeline = Pipeline(settings, config)
     click.echo(f"callpulse worker: broker {settings.broker}, metrics http://127.0.0.1:{settings.web_port}/metrics,"
                f" state in {settings.data_dir}", err=True)
