@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 import pytest
 
@@ -18,6 +20,7 @@ from streams.contract.events import (
     Event,
     InvalidEvent,
     parse_event,
+    parse_occurred_at,
 )
 from streams.contract.schemas import validator
 
@@ -84,6 +87,21 @@ def test_accepts_a_valid_event_of_every_type(event_type, occurred_at):
     for name, value in VALID_EVENTS[event_type].items():
         assert getattr(parsed, name) == (tuple(value) if isinstance(value, list) else value)
     assert schema_accepts(obj)
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_a_parsed_event_is_the_same_frozen_event_as_one_built_directly(event_type):
+    obj = event(event_type, to_queue="billing", disconnected_by="agent", contact_id="c-9")
+    parsed = parse_event(orjson.dumps(obj))
+    fields = {f.name: getattr(parsed, f.name) for f in dataclasses.fields(Event)}
+
+    built = Event(**fields)
+
+    assert parsed == built and hash(parsed) == hash(built) and repr(parsed) == repr(built)
+    assert fields["event_id"] == "e-1" and fields["occurred_at_ms"] == T0_MS
+    assert dataclasses.replace(parsed, event_id="e-2").event_id == "e-2"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.event_id = "e-2"
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
@@ -313,6 +331,7 @@ def test_rejects_timestamp_of_the_wrong_type(occurred_at):
         ("2026-11-22T08:00:00.5Z", T0_MS + 500),
         ("2026-11-22T08:00:00.123Z", T0_MS + 123),
         ("2026-11-22T08:00:00.123999999+00:00", T0_MS + 123),
+        ("2026-11-22T09:00:00.123999999999+01:00", T0_MS + 123),
         ("2024-02-29T23:00:00+01:00", 1_709_244_000_000),
         ("2000-01-01T00:00:00Z", MIN_OCCURRED_AT_MS),
         ("2099-12-31T23:59:59.999Z", MAX_OCCURRED_AT_MS - 1),
@@ -323,6 +342,46 @@ def test_rfc3339_converts_to_epoch_ms_in_utc(occurred_at, epoch_ms):
 
     assert parse_event(orjson.dumps(obj)).occurred_at_ms == epoch_ms
     assert schema_accepts(obj)
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "detail"),
+    [
+        ("2026-02-30T08:00:00Z", "is not a calendar date"),
+        ("0000-01-01T08:00:00Z", "is not a calendar date"),
+        ("2026-02-30T08:00:00+0100", "is not RFC 3339 with an offset"),
+        ("2026-11-22T08:00:00.Z", "is not RFC 3339 with an offset"),
+        ("2026-11-22T08:00:00.123456789012+0100", "is not RFC 3339 with an offset"),
+        ("2026-02-30T08:00:00.123456789012+01:00", "is not a calendar date"),
+    ],
+)
+def test_timestamp_rejection_says_whether_the_format_or_the_day_is_wrong(occurred_at, detail):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_occurred_at(occurred_at)
+
+    assert caught.value.reason == REJECT_INVALID_TIMESTAMP
+    assert caught.value.detail == f"occurred_at {occurred_at!r} {detail}"
+
+
+def test_timestamp_parsing_does_not_depend_on_the_timestamps_parsed_before():
+    # Parsing keeps the halves of recent timestamps (date and time; fraction and offset):
+    # these share one half with an earlier valid timestamp, or are too long to be kept.
+    sequence = [
+        ("2026-11-22T09:00:00.123+01:00", T0_MS + 123),
+        ("2026-11-22T09:00:00.123+0100", None),
+        ("2026-02-29T09:00:00.123+01:00", None),
+        ("2026-11-22T09:00:00.5+01:00", T0_MS + 500),
+        ("2026-11-22t08:00:00.123z", T0_MS + 123),
+        ("2026-11-22T09:00:00.123456789012+01:00", T0_MS + 123),
+        ("2026-11-22T09:00:00.123456789012+0100", None),
+    ]
+    for _ in range(2):
+        for occurred_at, epoch_ms in sequence:
+            if epoch_ms is None:
+                with pytest.raises(InvalidEvent):
+                    parse_occurred_at(occurred_at)
+            else:
+                assert parse_occurred_at(occurred_at) == epoch_ms, occurred_at
 
 
 @pytest.mark.parametrize("occurred_at", [MIN_OCCURRED_AT_MS, MAX_OCCURRED_AT_MS - 1, float(T0_MS), 1.7955344e12])
