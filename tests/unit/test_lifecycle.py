@@ -871,31 +871,39 @@ def test_finalize_only_considers_events_up_to_the_covered_offset():
     state = fl.contacts["c-1"]
     watermark = ms(20) + LIMITS.wrapup_timeout_ms
 
-    first = lc.finalize(state, "c-1", watermark, LIMITS, fl.short_abandon_seconds, covered_offset=0)
+    def finalize(covered_offset: int) -> lc.Outcome:
+        return lc.finalize(state, "c-1", watermark, LIMITS, fl.short_abandon_seconds,
+                           covered_offset)
+
+    first = finalize(0)
     assert (first.facts, first.records) == ([], [])  # the answer (offset 1) is not covered yet
     assert state["done"] == 0 and state["fo"] == 0
 
-    second = lc.finalize(state, "c-1", watermark, LIMITS, fl.short_abandon_seconds, covered_offset=1)
+    second = finalize(1)
     assert [item["k"] for item in second.facts] == [f.LEFT_QUEUE]
     assert [record["record"] for record in second.records] == ["left_queue"]
     assert state["done"] == 0  # the end (offset 2) is still uncovered: no wrap-up timeout yet
 
-    third = lc.finalize(state, "c-1", watermark, LIMITS, fl.short_abandon_seconds, covered_offset=2)
+    third = finalize(2)
     assert [record["record"] for record in third.records] == ["ended"]
     assert state["done"] == 1
 
 
 # Histories of one contact: any event types, in any order, with ties, plausible or not; chat
 # messages are drawn more often, so that the cap on stored messages comes into play.
-CONTACT_EVENT_TYPES = [t for t in et.EVENT_TYPES if t != et.AGENT_STATE_CHANGED] + [et.CHAT_MESSAGE] * 4
+CONTACT_EVENT_TYPES = [t for t in et.EVENT_TYPES if t != et.AGENT_STATE_CHANGED]
+CONTACT_EVENT_TYPES += [et.CHAT_MESSAGE] * 4
 _FIELD_VALUES = {
     et.CONTACT_QUEUED: st.fixed_dictionaries({"queue": st.sampled_from(["support", "billing"]),
                                               "channel": st.sampled_from(["voice", "chat"])}),
     et.CONTACT_ANSWERED: st.fixed_dictionaries({"agent_id": st.sampled_from(["a-1", "a-2"])}),
-    et.CONTACT_TRANSFERRED: st.fixed_dictionaries({"transfer_type": st.sampled_from(["blind", "warm"]),
-                                                   "to_queue": st.sampled_from([None, "billing"])}),
-    et.CONTACT_ENDED: st.fixed_dictionaries({"disconnected_by": st.sampled_from([None, "customer", "agent"])}),
-    et.CHAT_MESSAGE: st.fixed_dictionaries({"sender": st.sampled_from(["agent", "agent", "customer"])}),
+    et.CONTACT_TRANSFERRED: st.fixed_dictionaries({
+        "transfer_type": st.sampled_from(["blind", "warm"]),
+        "to_queue": st.sampled_from([None, "billing"])}),
+    et.CONTACT_ENDED: st.fixed_dictionaries({
+        "disconnected_by": st.sampled_from([None, "customer", "agent"])}),
+    et.CHAT_MESSAGE: st.fixed_dictionaries({
+        "sender": st.sampled_from(["agent", "agent", "customer"])}),
 }
 
 
@@ -914,7 +922,7 @@ SMALL_CHAT_CAP = lc.Limits(max_chat_messages=3)
 
 
 def receive(events, arrival_order, limits=SMALL_CHAT_CAP):
-    """apply_event for each event in `arrival_order`; the offset is the event's index in `events`."""
+    """apply_event for each event in `arrival_order`; its offset is its index in `events`."""
     state = None
     for event in arrival_order:
         state = lc.apply_event(state, "c-1", event, events.index(event), 0, 0, limits,
@@ -955,7 +963,8 @@ def expected_due_ms(state: dict, limits: lc.Limits) -> int:
     candidates = [quiet_since + limits.expiry_ms]
     if state["end"] is not None:
         candidates.append(max(state["end"], quiet_since) + limits.wrapup_timeout_ms)
-    candidates += [e[lc.T] + 1 for e in state["ev"] if e[lc.T] >= state["fin"] or e[lc.OFFSET] > state["fo"]]
+    candidates += [e[lc.T] + 1 for e in state["ev"]
+                   if e[lc.T] >= state["fin"] or e[lc.OFFSET] > state["fo"]]
     return min(candidates)
 
 
