@@ -11,8 +11,8 @@ from tests.harness import Stack, free_port
 def broker(tmp_path_factory):
     """A fresh embedded broker (tansu, memory storage) on a free port, for one test.
 
-    Per test, not per session: with one record per batch (see README) tansu's memory
-    log slows down as batches pile up, so tests must not inherit each other's topics.
+    Per test, not per session: tansu's memory log slows down as record batches pile
+    up, so tests must not inherit each other's topics.
     """
     from streams.broker import start_broker, stop_broker
 

@@ -86,8 +86,6 @@ class Stack:
             "CALLPULSE_PARTITIONS": str(self.partitions),
             "CALLPULSE_IDLE_FINALIZE_SECONDS": "1",
             "CALLPULSE_LOG_LEVEL": "warn",
-            # One record per batch: the embedded broker misreports end offsets otherwise (README).
-            "CALLPULSE_PRODUCER_MAX_BATCH_BYTES": "1",
         })
         env.update(extra)
         return env
