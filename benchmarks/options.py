@@ -87,10 +87,9 @@ def parser() -> argparse.ArgumentParser:
                    help="longest wait for a worker to finish a workload, seconds (default 1800)")
     p.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
     p.add_argument("--output", type=Path, default=Path(".bench/results.json"), help="results file")
-    p.add_argument("--producer-max-batch-bytes", type=int, default=1, metavar="BYTES",
-                   help="the workers' CALLPULSE_PRODUCER_MAX_BATCH_BYTES (default 1: one record per batch, "
-                        "which the embedded broker needs for table recovery; 0 leaves Faust's default, "
-                        "fine here because every benchmark worker starts from empty tables)")
+    p.add_argument("--producer-max-batch-bytes", type=int, default=0, metavar="BYTES",
+                   help="the workers' CALLPULSE_PRODUCER_MAX_BATCH_BYTES (default 0: Faust's default "
+                        "batching; 1 sends one record per batch, the old embedded-broker workaround)")
     p.add_argument("--profile", action="store_true",
                    help="sample the pipeline worker with py-spy (must be on PATH or in the venv) and "
                         "write .bench/pipeline-profile.txt; sampling costs the worker a little CPU")

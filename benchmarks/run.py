@@ -45,7 +45,7 @@ def utc_now() -> str:
 def broker_groups(chosen: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Steps that share one embedded broker: raw and pipeline read the same backlog; the others start fresh.
 
-    The embedded broker slows down as single-record batches pile up in it, so no step
+    The embedded broker slows down as record batches pile up in it, so no step
     should inherit the topics of another.
     """
     groups = [tuple(step for step in ("raw", "pipeline") if step in chosen)]

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def worker_env(bootstrap: str, app_id: str, input_topic: str, partitions: int, data_dir: Path,
-               web_port: int, producer_max_batch_bytes: int = 1) -> dict[str, str]:
+               web_port: int, producer_max_batch_bytes: int = 0) -> dict[str, str]:
     """The worker's environment: its own app id, state directory and web port on the embedded broker."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CALLPULSE_")}
     env.update({
@@ -37,8 +37,7 @@ def worker_env(bootstrap: str, app_id: str, input_topic: str, partitions: int, d
         "CALLPULSE_LOG_LEVEL": "warn",
         "CALLPULSE_IDLE_FINALIZE_SECONDS": "2",
     })
-    if producer_max_batch_bytes:
-        # 1 = one record per batch: the embedded broker misreports end offsets otherwise (streams/settings.py).
+    if producer_max_batch_bytes:  # 0: Faust's default batching
         env["CALLPULSE_PRODUCER_MAX_BATCH_BYTES"] = str(producer_max_batch_bytes)
     return env
 
@@ -47,7 +46,7 @@ class BenchWorker:
     """A worker process with its log in the bench directory; stop() ends exactly this process group."""
 
     def __init__(self, bootstrap: str, app_id: str, input_topic: str, partitions: int, data_dir: Path,
-                 log_path: Path, producer_max_batch_bytes: int = 1) -> None:
+                 log_path: Path, producer_max_batch_bytes: int = 0) -> None:
         self.app_id = app_id
         self.port = free_port()
         self.log_path = log_path

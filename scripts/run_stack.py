@@ -70,8 +70,6 @@ def main() -> int:
         else:
             broker_port = env.get("CALLPULSE_DEV_BROKER_PORT", "9092")
             env["CALLPULSE_BROKER"] = f"kafka://127.0.0.1:{broker_port}"
-            # One record per batch: the embedded broker misreports end offsets otherwise (README).
-            env.setdefault("CALLPULSE_PRODUCER_MAX_BATCH_BYTES", "1")
             processes.append(start("broker", ["broker", "--port", broker_port], env))
             # Memory storage: a new broker has no topics, so old worker state would not match it.
             subprocess.run(["rm", "-rf", env["CALLPULSE_DATA_DIR"]], check=True)

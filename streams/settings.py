@@ -34,10 +34,8 @@ class Settings(BaseSettings):
     # Seconds an idle input partition waits before its newest event time counts as final.
     idle_finalize_seconds: float = Field(30.0, gt=0)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
-    # Producer batch size (bytes); unset = Faust's default. The embedded broker (tansu 0.6)
-    # reports a partition's end offset as its last record batch's base offset + 1, which
-    # breaks Faust's table recovery unless every batch holds one record: `make run` and the
-    # tests set 1 for it. Never needed with Apache Kafka.
+    # Producer batch size (bytes); unset = Faust's default. 1 sends one record per batch, the
+    # former workaround for the embedded broker's end offsets (now streams/end_offsets.py).
     producer_max_batch_bytes: int | None = Field(None, ge=1)
     # Raw platform topics are <prefix>.asterisk, .connect and .twilio; empty turns their agents off.
     raw_topic_prefix: str = "callpulse.raw"

@@ -108,7 +108,7 @@ def test_default_options_run_every_step_at_full_size():
     assert (options.latency_rate, options.latency_seconds) == (2000.0, 60.0)
     assert options.contacts == 100_000
     assert options.latency_probe == "queues"
-    assert options.producer_max_batch_bytes == 1
+    assert options.producer_max_batch_bytes == 0
 
 
 def test_skip_and_only_choose_steps_in_run_order():
