@@ -193,7 +193,34 @@ class Pipeline:
         app.timer(SWEEP_INTERVAL_SECONDS, name="sweep")(self._sweep)
         app.timer(self.config.processing.queue_stats_interval_seconds, name="queue-stats")(self._publish_queue_stats)
         app.on_partitions_assigned.connect(self._on_assigned)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        self._seek_uncommitted_to_beginning(app)
         return app
+
+    @staticmethod
+    def _seek_uncommitted_to_beginning(app: faust.App) -> None:
+        """After Faust's seek to the committed offsets, send partitions without one back to their start.
+
+        Faust only seeks partitions that have a committed offset; meanwhile its
+        fetcher may have read (and dropped, while recovery runs) records of a
+        partition with none, so a worker that crashed before its first commit
+        would resume at the end and skip everything it had not committed. The
+        beginning is what auto_offset_reset=earliest means; replayed messages are
+        recognised (event ids with their offsets, high-water marks).
+        """
+        consumer = app.consumer
+        seek_to_committed = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            await seek_to_committed()
+            changelogs = app.tables.changelog_topics
+            uncommitted = [tp for tp in consumer.assignment()
+                           if tp.topic not in changelogs and not tp.topic.endswith("__assignor-__leader")
+                           and not consumer._committed_offset.get(tp)]
+            for tp in uncommitted:  # offset 0 gone (retention): the reset policy, earliest, applies
+                await consumer.seek(tp, 0)
+
+        consumer.perform_seek = perform_seek
 
     # ----- ownership ----------------------------------------------------------------------
 
@@ -217,10 +244,17 @@ class Pipeline:
         owned = self.active_partitions(self.settings.input_topic)
         return [value for value in self.agents.values() if value and value.get("p") in owned]
 
-    async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
+    async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
+        """A rebalance starts (Faust sends this first, even on the first assignment).
+
+        Not ready until the recovery that follows rebuilds the index. This is done here,
+        not in _on_assigned: a quick recovery can finish before that signal is sent.
+        """
         self.ready = False
         self.due.clear()
         self.heaps.clear()
+
+    async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
         owned = {tp.partition for tp in assigned if tp.topic == self.settings.input_topic}
         for partition in list(self.clocks):
             if partition not in owned:
