@@ -82,7 +82,7 @@ def install(settings: Settings) -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     original = AIOKafkaConsumerThread._highwaters
-    if getattr(original, "callpulse_exact", False):
+    if getattr(original, "exact_end_offsets_patch", False):
         return
 
     async def _highwaters(self, partitions):
@@ -98,5 +98,5 @@ def install(settings: Settings) -> None:
                         len(highwaters), problem)
             return highwaters
 
-    _highwaters.callpulse_exact = True
+    _highwaters.exact_end_offsets_patch = True
     AIOKafkaConsumerThread._highwaters = _highwaters
