@@ -2,7 +2,9 @@
 
 Data flow (README: architecture):
 
-    callpulse.contact-events --+
+    callpulse.contact-events --> forwarder (streams.input_batches: many events per message)
+                                     |
+    <app>-input-batches -------------+
                                +--> lifecycle agent (contacts, agents tables; keyed by contact/agent id)
     <app>-ticks (internal) ----+        | gauge deltas at once, outcome facts when final
                                         v
@@ -11,9 +13,12 @@ Data flow (README: architecture):
                                         v
                                queue agent (queues table) --> /metrics, /queues, callpulse.queue-stats
 
-The lifecycle agent consumes the input topic and an internal tick topic with
-the same partition count (Faust assigns both partition N to the same worker),
-so everything it writes is co-partitioned. A sweep timer sends each owned
+The lifecycle agent consumes the input batches (partition N holds input
+partition N) and an internal tick topic with the same partition count (Faust
+assigns both partition N to the same worker), so everything it writes is
+co-partitioned. It processes a whole batch at a time: each contact's state is
+read once, changed by all its events of the batch and written once, and the
+facts go out as one message per queue. A sweep timer sends each owned
 partition a tick with the partition's watermark and the contacts that have
 something due; processing the tick finalises them. Watermarks therefore travel
 through Kafka and are replayed exactly after a restart.
@@ -21,6 +26,7 @@ through Kafka and are replayed exactly after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import time
@@ -38,6 +44,7 @@ from streams.config import CallpulseConfig
 from streams.contract import events as ev
 from streams.contract.dead_letter import dead_letter_record
 from streams.contract.events import InvalidEvent, format_ms, parse_event
+from streams.input_batches import InputBatch, InputForwarder, InputRecord, decode_batch
 from streams.lifecycle import contact as lc
 from streams.lifecycle import facts as f
 from streams.metrics.catalogue import wait_buckets
@@ -56,7 +63,10 @@ QUEUE_STATS_TOPIC = "callpulse.queue-stats"
 MAX_TICK_CONTACTS = 2000
 SWEEP_INTERVAL_SECONDS = 1.0
 TICK_POSITION_STRIDE = 10_000  # src index of a tick fact: contact position * stride + fact index
-OUTBOX_LIMIT = 32  # per contact: emissions kept for re-sending after a crash (until committed)
+# An event's position (its "offset" in the contact state) is batch offset * this + its index in
+# the batch: unique, increasing, and the same when a batch is replayed.
+POSITIONS_PER_BATCH = 100_000
+FACTS_PER_EVENT = 4  # src index of an input fact: event index * this + fact index (apply_event sends <= 3)
 
 
 class OrjsonCodec(codecs.Codec):
@@ -89,9 +99,11 @@ class PartitionClock:
 
     stream_time_ms: int = 0
     last_event_monotonic: float = field(default_factory=time.monotonic)
-    # Highest input offset whose event is in the contacts table (a tick covers events up to
-    # it); None right after an assignment, until resolved from the committed offset.
+    # Highest event position in the contacts table (a tick covers events up to it); None
+    # right after an assignment, until resolved from the committed batch offset.
     input_offset: int | None = None
+    # Newest input offset processed since the assignment (None until a batch is processed).
+    input_through: int | None = None
     # Ticks replayed ahead of the input they cover, waiting for it (see _on_tick).
     waiting_ticks: list = field(default_factory=list)
 
@@ -123,6 +135,11 @@ class Pipeline:
         self.heaps: dict[int, list[tuple[int, str]]] = defaultdict(list)
         self.ready = False
         self.app = self._create_app()
+        self.forwarder = InputForwarder(
+            bootstrap_servers=settings.bootstrap_servers, security=settings.aiokafka_security(),
+            group_id=f"{settings.app_id}-forwarder", input_topic=settings.input_topic,
+            batch_topic=self.batch_topic.get_topic_name(), send=self._send_batch,
+            processed_through=self._input_through)
         self.registry = self.health.registry
         self.registry.register(QueueCollector(
             queue_states=self.owned_queue_states, agent_states=self.owned_agent_states, config=config,
@@ -172,6 +189,8 @@ class Pipeline:
         # (the input topic's own count when it exists, see cli.worker).
         self.tick_topic = app.topic(f"{s.app_id}-ticks", key_serializer="raw", value_serializer="raw",
                                     partitions=partitions, internal=True)
+        self.batch_topic = app.topic(f"{s.app_id}-input-batches", key_serializer="raw",
+                                     value_serializer="raw", partitions=partitions, internal=True)
         self.facts_topic = app.topic(f"{s.app_id}-queue-facts", key_serializer="raw",
                                      value_serializer="raw", partitions=partitions, internal=True)
         self.dead_letter_topic = app.topic(DEAD_LETTER_TOPIC, key_serializer="raw", value_serializer="raw",
@@ -186,9 +205,10 @@ class Pipeline:
         self.agents = app.Table("agents", default=None, **table_options)
         self.queues = app.Table("queues", default=None, **table_options)
         self.contacts.on_recover(self._rebuild_index)
-        lifecycle_channel = app.topic(s.input_topic, f"{s.app_id}-ticks", key_serializer="raw",
+        lifecycle_channel = app.topic(f"{s.app_id}-input-batches", f"{s.app_id}-ticks", key_serializer="raw",
                                       value_serializer="raw", partitions=partitions, internal=True)
         app.agent(lifecycle_channel, name="lifecycle")(self._lifecycle_agent)
+        app.task(self._run_forwarder)
         app.agent(self.facts_topic, name="queue-aggregation")(self._queue_agent)
         app.timer(SWEEP_INTERVAL_SECONDS, name="sweep")(self._sweep)
         app.timer(self.config.processing.queue_stats_interval_seconds, name="queue-stats")(self._publish_queue_stats)
@@ -205,8 +225,8 @@ class Pipeline:
         fetcher may have read (and dropped, while recovery runs) records of a
         partition with none, so a worker that crashed before its first commit
         would resume at the end and skip everything it had not committed. The
-        beginning is what auto_offset_reset=earliest means; replayed messages are
-        recognised (event ids with their offsets, high-water marks).
+        beginning is what auto_offset_reset=earliest means; replayed events are
+        recognised by their positions.
         """
         consumer = app.consumer
         seek_to_committed = consumer.perform_seek
@@ -221,6 +241,23 @@ class Pipeline:
                 await consumer.seek(tp, 0)
 
         consumer.perform_seek = perform_seek
+
+    async def _run_forwarder(self) -> None:
+        try:
+            await self.forwarder.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the input forwarder failed: stopping the worker")
+            await self.app.crash(RuntimeError("input forwarder failed"))
+
+    async def _send_batch(self, partition: int, frame: bytes):
+        return await self.app.producer.send(self.batch_topic.get_topic_name(), key=None, value=frame,
+                                            partition=partition, timestamp=None, headers=None)
+
+    def _input_through(self, partition: int) -> int | None:
+        clock = self.clocks.get(partition)
+        return clock.input_through if clock is not None else None
 
     # ----- ownership ----------------------------------------------------------------------
 
@@ -241,7 +278,7 @@ class Pipeline:
     def owned_agent_states(self) -> list[dict]:
         if not self.ready or self.app.rebalancing:
             return []
-        owned = self.active_partitions(self.settings.input_topic)
+        owned = self.active_partitions(self.batch_topic.get_topic_name())
         return [value for value in self.agents.values() if value and value.get("p") in owned]
 
     async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
@@ -253,25 +290,29 @@ class Pipeline:
         self.ready = False
         self.due.clear()
         self.heaps.clear()
+        self.forwarder.own(set())  # until the new assignment: never forward a partition another worker owns
 
     async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
-        owned = {tp.partition for tp in assigned if tp.topic == self.settings.input_topic}
+        owned = self.active_partitions(self.batch_topic.get_topic_name())
         for partition in list(self.clocks):
             if partition not in owned:
                 del self.clocks[partition]
         for partition in owned:
             self.clocks.setdefault(partition, PartitionClock())
+        self.forwarder.own(owned)
 
     async def _rebuild_index(self) -> None:
         """After recovery: index the due times of the contacts of the partitions owned now."""
-        owned = self.active_partitions(self.settings.input_topic)
+        owned = self.active_partitions(self.batch_topic.get_topic_name())
         self.due.clear()
         self.heaps.clear()
         for contact_id, state in self.contacts.items():
             if state and state.get("p") in owned:
                 self._index(state["p"], contact_id, state)
         for partition in owned:
-            self.clocks.setdefault(partition, PartitionClock()).input_offset = None
+            clock = self.clocks.setdefault(partition, PartitionClock())
+            clock.input_offset = None
+            clock.input_through = None
         self.ready = True
         log.info("recovery finished: %d contacts in flight on partitions %s",
                  sum(len(d) for d in self.due.values()), sorted(owned))
@@ -290,29 +331,29 @@ class Pipeline:
         return sum(len(d) for d in self.due.values())
 
     def processed_input_offset(self, partition: int, clock: PartitionClock) -> int:
-        """The input offset up to which every event is in the contacts table.
+        """The event position up to which every event is in the contacts table.
 
-        After an assignment that is the committed offset - 1 (RocksDB may hold more for some
-        contacts, which is why it is not read from the table): Faust seeks to the committed
-        offsets before any message reaches the agent, so the value is known by then.
+        After an assignment that is the end of the batch before the committed one
+        (RocksDB may hold more for some contacts, which is why it is not read from
+        the table): Faust seeks to the committed offsets before any message reaches
+        the agent, so the value is known by then.
         """
         if clock.input_offset is None:
-            committed = self.app.consumer._committed_offset.get(TP(self.settings.input_topic, partition))
+            committed = self.app.consumer._committed_offset.get(TP(self.batch_topic.get_topic_name(), partition))
             if committed is None:
                 return -1  # not known yet (or nothing committed): nothing is processed for sure
-            clock.input_offset = committed - 1
+            clock.input_offset = committed * POSITIONS_PER_BATCH - 1
         return clock.input_offset
 
     def consumer_lag(self) -> int | None:
         """Input messages not processed yet on the partitions this worker owns (None before recovery)."""
         if not self.ready:
             return None
-        topic = self.settings.input_topic
         lag = 0
         for partition, clock in self.clocks.items():
-            highwater = self.app.consumer.highwater(TP(topic, partition))
-            if highwater is not None:
-                lag += max(0, highwater - (self.processed_input_offset(partition, clock) + 1))
+            highwater = self.forwarder.highwater(partition)
+            if highwater is not None and clock.input_through is not None:
+                lag += max(0, highwater - (clock.input_through + 1))
         return lag
 
     def newest_event_time_ms(self) -> int | None:
@@ -328,8 +369,8 @@ class Pipeline:
         tick_topic = self.tick_topic.get_topic_name()
         async for event in stream.events():
             message = event.message
+            clock = self.clocks.setdefault(message.partition, PartitionClock())
             if message.topic == tick_topic:
-                clock = self.clocks.setdefault(message.partition, PartitionClock())
                 tick = orjson.loads(message.value)
                 if tick["o"] > self.processed_input_offset(message.partition, clock):
                     # Replayed ahead of the input it covers: apply it right after that input,
@@ -338,70 +379,104 @@ class Pipeline:
                 else:
                     await self._on_tick(message.partition, message.offset, tick)
             else:
-                await self._on_input(message)
-                clock = self.clocks[message.partition]
-                clock.input_offset = max(self.processed_input_offset(message.partition, clock), message.offset)
+                await self._on_batch(message, clock)
+                clock.input_offset = max(self.processed_input_offset(message.partition, clock),
+                                         (message.offset + 1) * POSITIONS_PER_BATCH - 1)
                 while clock.waiting_ticks and clock.waiting_ticks[0][2]["o"] <= clock.input_offset:
                     await self._on_tick(*clock.waiting_ticks.pop(0))
 
-    async def _on_input(self, message) -> None:
-        partition, offset = message.partition, message.offset
-        try:
-            event = parse_event(message.value)
-        except InvalidEvent as problem:
-            await self._dead_letter(message, problem)
-            return
-        clock = self.clocks.setdefault(partition, PartitionClock())
-        clock.last_event_monotonic = time.monotonic()
-        if event.is_agent_event:
-            await self._on_agent_event(event, partition, offset)
-        else:
-            await self._on_contact_event(event, partition, offset, clock)
-        if event.occurred_at_ms > clock.stream_time_ms:
-            clock.stream_time_ms = event.occurred_at_ms
-        self.health.observe_latency(message)
+    async def _on_batch(self, message, clock: PartitionClock) -> None:
+        """Apply one batch of input events: every contact and agent read once and written once.
 
-    async def _dead_letter(self, message, problem: InvalidEvent) -> None:
-        record = dead_letter_record(
-            raw=message.value or b"", reason=problem.reason, detail=problem.detail,
-            topic=message.topic, partition=message.partition, offset=message.offset,
-            key=message.key, rejected_at_ms=self.wall_clock_ms())
-        await self.dead_letter_topic.send(key=message.key, value=orjson.dumps(record))
+        Order matters for restart safety: all states are written before any fact
+        is sent, so after a crash a contact either holds the whole batch (its
+        replay re-sends the facts from its outbox, with the same identities) or
+        none of it (processed again, giving the same identities); the queue stage
+        drops what it has applied already.
+        """
+        partition, batch_offset = message.partition, message.offset
+        try:
+            batch = decode_batch(message.value)
+        except (ValueError, KeyError, TypeError) as problem:
+            log.error("skipping an unreadable message at %s[%d]@%d: %s", message.topic, partition,
+                      batch_offset, problem)
+            return
+        base = batch_offset * POSITIONS_PER_BATCH
+        contacts: dict[str, dict | None] = {}  # states read in this batch (changed in place)
+        changed: dict[str, tuple[list[dict], list[dict]]] = {}  # contact -> (facts, records) of this batch
+        replayed: set[str] = set()  # contacts whose stored state holds this batch already
+        agents: dict[str, dict] = {}
+        facts: list[dict] = []
+        records: list[dict] = []
+        for index, record in enumerate(batch.records):
+            try:
+                event = parse_event(record.value)
+            except InvalidEvent as problem:
+                await self._dead_letter(record, partition, problem)
+                continue
+            position = base + index
+            if event.is_agent_event:
+                self._on_agent_event(event, partition, position, agents)
+            else:
+                contact_id = event.contact_id
+                if contact_id in replayed:
+                    continue
+                state = contacts[contact_id] if contact_id in contacts else self.contacts.get(contact_id)
+                outcome = lc.apply_event(state, contact_id, event, position, partition, clock.stream_time_ms,
+                                         self.limits, self.short_abandon_seconds)
+                contacts[contact_id] = outcome.state
+                if outcome.duplicate:
+                    self.health.duplicate()
+                    continue
+                if outcome.replay:
+                    replayed.add(contact_id)
+                    old_facts, old_records = self._outbox(outcome.state, f.SRC_INPUT, batch_offset)
+                    facts += old_facts
+                    records += old_records
+                    continue
+                self.health.processed(event.type, late=outcome.late)
+                sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, batch_offset], index * FACTS_PER_EVENT)
+                mine = changed.setdefault(contact_id, ([], []))
+                mine[0].extend(sent)
+                mine[1].extend(outcome.records)
+                facts += sent
+                records += outcome.records
+            if event.occurred_at_ms > clock.stream_time_ms:
+                clock.stream_time_ms = event.occurred_at_ms
+        clock.last_event_monotonic = time.monotonic()
+        for contact_id, (contact_facts, contact_records) in changed.items():
+            state = contacts[contact_id]
+            self._keep_in_outbox(state, f.SRC_INPUT, partition, batch_offset, contact_facts, contact_records)
+            self.contacts[contact_id] = state
+            self._index(partition, contact_id, state)
+        for agent_id, state in agents.items():
+            self.agents[agent_id] = state
+        clock.input_through = batch.last_offset
+        facts.sort(key=lambda item: item["src"][3])  # re-sent and new facts in their first order
+        await self._send_facts(facts)
+        await self._send_records(records)
+        self.health.observe_batch_latency(batch.forwarded_at_ms, len(batch.records), self.wall_clock_ms())
+
+    async def _dead_letter(self, record: InputRecord, partition: int, problem: InvalidEvent) -> None:
+        raw = record.value or b""
+        out = dead_letter_record(
+            raw=raw, reason=problem.reason, detail=problem.detail, topic=self.settings.input_topic,
+            partition=partition, offset=record.offset, key=record.key, rejected_at_ms=self.wall_clock_ms())
+        await self.dead_letter_topic.send(key=record.key, value=orjson.dumps(out))
         self.health.rejected(problem.reason)
 
-    async def _on_agent_event(self, event: ev.Event, partition: int, offset: int) -> None:
-        state, result = apply_agent_event(self.agents.get(event.agent_id), event, offset)
+    def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict]) -> None:
+        agent_id = event.agent_id
+        state = agents[agent_id] if agent_id in agents else self.agents.get(agent_id)
+        state, result = apply_agent_event(state, event, position)
         if result == "duplicate":
             self.health.duplicate()
             return
         if result == "replay":
             return
         state["p"] = partition
-        self.agents[event.agent_id] = state
+        agents[agent_id] = state
         self.health.processed(event.type)
-
-    async def _on_contact_event(self, event: ev.Event, partition: int, offset: int,
-                                clock: PartitionClock) -> None:
-        contact_id = event.contact_id
-        state = self.contacts.get(contact_id)
-        outcome = lc.apply_event(state, contact_id, event, offset, partition, clock.stream_time_ms,
-                                 self.limits, self.short_abandon_seconds)
-        if outcome.duplicate:
-            self.health.duplicate()
-            return
-        if outcome.replay:
-            old_facts, old_records = self._outbox(outcome.state, f.SRC_INPUT, offset)
-            await self._send_facts(old_facts)
-            await self._send_records(old_records)
-            return
-        self.health.processed(event.type, late=outcome.late)
-        new_state = outcome.state
-        sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, offset], 0)
-        self._keep_in_outbox(new_state, f.SRC_INPUT, partition, offset, sent, outcome.records)
-        self.contacts[contact_id] = new_state
-        self._index(partition, contact_id, new_state)
-        await self._send_facts(sent)
-        await self._send_records(outcome.records)
 
     @staticmethod
     def _stamp(facts: list[dict], src: list[int], base_index: int) -> list[dict]:
@@ -438,13 +513,13 @@ class Pipeline:
     def _keep_in_outbox(self, state: dict, source: int, partition: int, offset: int,
                         facts: list[dict], records: list[dict]) -> None:
         """Remember this message's output until its offset is committed (then it is never replayed)."""
-        topics = (self.settings.input_topic, self.tick_topic.get_topic_name())
+        topics = (self.batch_topic.get_topic_name(), self.tick_topic.get_topic_name())
         committed = self.app.consumer._committed_offset  # Faust's committed offsets, by TP
         kept = [entry for entry in state.get("out") or ()
                 if entry[1] >= (committed.get(TP(topics[entry[0]], partition)) or 0)]
         if facts or records:
             kept.append([source, offset, facts, records])
-        state["out"] = kept[-OUTBOX_LIMIT:] or None
+        state["out"] = kept or None
 
     async def _on_tick(self, partition: int, offset: int, tick: dict) -> None:
         watermark, covered_offset = tick["w"], tick["o"]
@@ -495,7 +570,7 @@ class Pipeline:
             return
         now = time.monotonic()
         tick_topic = self.tick_topic.get_topic_name()
-        owned = self.active_partitions(self.settings.input_topic)
+        owned = self.active_partitions(self.batch_topic.get_topic_name())
         for partition in owned:
             clock = self.clocks.get(partition)
             if clock is None or (clock.stream_time_ms == 0 and not self.due[partition]):

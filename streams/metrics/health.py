@@ -6,8 +6,6 @@ restart from zero with the process, as Prometheus counters may.
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 from streams.contract.events import EVENT_TYPES, REJECT_REASONS
@@ -49,8 +47,9 @@ class PipelineHealth:
     def duplicate(self) -> None:
         self.events_duplicate.inc()
 
-    def observe_latency(self, message) -> None:
-        """Receive (consumer fetch) to state updated, from Faust's monotonic message.time_in."""
-        received = getattr(message, "time_in", None)
-        if received:
-            self.latency.observe(max(0.0, time.monotonic() - received))
+    def observe_batch_latency(self, received_at_ms: int, events: int, now_ms: int) -> None:
+        """Receive (the forwarder's fetch, wall clock) to state updated, once per event of a batch."""
+        seconds = max(0.0, (now_ms - received_at_ms) / 1000)
+        observe = self.latency.observe
+        for _ in range(events):
+            observe(seconds)
