@@ -1,0 +1,65 @@
+"""Input batch frames: encode/decode round trips byte for byte, and batches are cut to size."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.input_batches import (
+    MAX_BATCH_BYTES,
+    MAX_RECORDS_PER_BATCH,
+    InputRecord,
+    decode_batch,
+    encode_batch,
+    split_batches,
+)
+
+records_strategy = st.lists(
+    st.builds(InputRecord,
+              offset=st.integers(min_value=0, max_value=2**62),
+              timestamp_ms=st.one_of(st.none(), st.integers(min_value=0, max_value=2**50)),
+              key=st.one_of(st.none(), st.binary(max_size=40)),
+              value=st.one_of(st.none(), st.binary(max_size=300))),
+    min_size=1, max_size=30)
+
+
+@given(records=records_strategy, partition=st.integers(min_value=0, max_value=1023))
+def test_a_frame_gives_back_every_record_byte_for_byte(records, partition):
+    batch = decode_batch(encode_batch(partition, records, forwarded_at_ms=1_795_000_000_000))
+    assert batch.partition == partition
+    assert batch.forwarded_at_ms == 1_795_000_000_000
+    assert batch.records == records
+    assert batch.last_offset == records[-1].offset
+
+
+def test_values_with_newlines_and_invalid_utf8_survive():
+    records = [InputRecord(7, 1, b"k\n", b'{"a":\n1}'), InputRecord(8, None, None, b"\xff\xfe\n\x00")]
+    assert decode_batch(encode_batch(0, records, 5)).records == records
+
+
+@pytest.mark.parametrize("frame", [b"", b"no header line", b'{"v":2}\n', b"[1]\n",
+                                   b'{"v":1,"p":0,"r":0,"o":[1],"ts":[null],"k":[-1],"n":[5]}\nabc'])
+def test_anything_else_is_refused(frame):
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        decode_batch(frame)
+
+
+def test_an_empty_batch_is_refused():
+    with pytest.raises(ValueError, match="at least one record"):
+        encode_batch(0, [], 0)
+
+
+def test_batches_are_cut_by_count_and_by_size_and_keep_the_order():
+    small = [InputRecord(i, None, None, b"x" * 10) for i in range(MAX_RECORDS_PER_BATCH * 2 + 5)]
+    cut = split_batches(small)
+    assert [len(b) for b in cut] == [MAX_RECORDS_PER_BATCH, MAX_RECORDS_PER_BATCH, 5]
+    assert [r for b in cut for r in b] == small
+
+    big = [InputRecord(i, None, b"k", b"y" * (MAX_BATCH_BYTES // 3)) for i in range(7)]
+    cut = split_batches(big)
+    assert all(sum(len(r.value) for r in b) <= MAX_BATCH_BYTES for b in cut)
+    assert [r for b in cut for r in b] == big
+    # One record larger than the limit still travels, alone.
+    huge = [InputRecord(0, None, None, b"z" * (MAX_BATCH_BYTES + 1)), InputRecord(1, None, None, b"z")]
+    assert [len(b) for b in split_batches(huge)] == [1, 1]
