@@ -133,6 +133,11 @@ class Pipeline:
         # Per input partition: contact id -> due watermark, and a lazy heap of (due, id).
         self.due: dict[int, dict[str, int]] = defaultdict(dict)
         self.heaps: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        # What /metrics and /queues export, kept in memory: iterating a table means reading
+        # every version RocksDB still holds of every key, far too slow for each scrape.
+        # Rebuilt from the tables after each recovery, updated with every write.
+        self.queue_exports: dict[str, dict] = {}  # queue key -> queue state
+        self.agent_exports: dict[str, dict] = {}  # agent id -> agent state
         self.ready = False
         self.app = self._create_app()
         self.forwarder = InputForwarder(
@@ -273,13 +278,13 @@ class Pipeline:
         if not self.ready or self.app.rebalancing:
             return []
         owned = self.active_partitions(self.facts_topic.get_topic_name())
-        return [(key, value) for key, value in self.queues.items() if value and value.get("p") in owned]
+        return [(key, value) for key, value in self.queue_exports.items() if value.get("p") in owned]
 
     def owned_agent_states(self) -> list[dict]:
         if not self.ready or self.app.rebalancing:
             return []
         owned = self.active_partitions(self.batch_topic.get_topic_name())
-        return [value for value in self.agents.values() if value and value.get("p") in owned]
+        return [value for value in self.agent_exports.values() if value.get("p") in owned]
 
     async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
         """A rebalance starts (Faust sends this first, even on the first assignment).
@@ -309,6 +314,8 @@ class Pipeline:
         for contact_id, state in self.contacts.items():
             if state and state.get("p") in owned:
                 self._index(state["p"], contact_id, state)
+        self.queue_exports = {key: value for key, value in self.queues.items() if value}
+        self.agent_exports = {agent_id: value for agent_id, value in self.agents.items() if value}
         for partition in owned:
             clock = self.clocks.setdefault(partition, PartitionClock())
             clock.input_offset = None
@@ -451,6 +458,7 @@ class Pipeline:
             self._index(partition, contact_id, state)
         for agent_id, state in agents.items():
             self.agents[agent_id] = state
+            self.agent_exports[agent_id] = state
         clock.input_through = batch.last_offset
         facts.sort(key=lambda item: item["src"][3])  # re-sent and new facts in their first order
         await self._send_facts(facts)
@@ -607,6 +615,7 @@ class Pipeline:
             if changed:
                 state["p"] = message.partition
                 self.queues[key] = state
+                self.queue_exports[key] = state
 
     async def _publish_queue_stats(self) -> None:
         from streams.queues.windows import snapshot
