@@ -39,12 +39,13 @@ import orjson
 from faust.serializers import codecs
 from faust.types import TP
 
+from streams import json_bytes
 from streams.agents import apply_agent_event
 from streams.config import CallpulseConfig
 from streams.contract import events as ev
 from streams.contract.dead_letter import dead_letter_record
 from streams.contract.events import InvalidEvent, format_ms, parse_event
-from streams.input_batches import InputBatch, InputForwarder, InputRecord, decode_batch
+from streams.input_batches import InputForwarder, InputRecord, decode_batch
 from streams.lifecycle import contact as lc
 from streams.lifecycle import facts as f
 from streams.metrics.catalogue import wait_buckets
@@ -73,7 +74,22 @@ class OrjsonCodec(codecs.Codec):
     """Table values as JSON through orjson (fast, and readable in the changelog)."""
 
     def _dumps(self, obj) -> bytes:
-        return orjson.dumps(obj)
+        return json_bytes.dumps(obj)
+
+    def _loads(self, data: bytes):
+        return orjson.loads(data)
+
+
+class TableJsonCodec(codecs.Codec):
+    """Table keys and values, byte for byte as Faust's default json codec writes them, in exact-size bytes.
+
+    Faust encodes table keys and values (store and changelog) with its json
+    codec, orjson underneath; every changelog message waiting for the producer
+    then holds two 4 KB objects (see streams.json_bytes).
+    """
+
+    def _dumps(self, obj) -> bytes:
+        return json_bytes.dumps(obj, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
 
     def _loads(self, data: bytes):
         return orjson.loads(data)
@@ -91,6 +107,7 @@ class Utf8Codec(codecs.Codec):
 
 codecs.register("orjson", OrjsonCodec())
 codecs.register("utf8", Utf8Codec())
+codecs.register("callpulse-table-json", TableJsonCodec())
 
 
 @dataclass
@@ -209,6 +226,10 @@ class Pipeline:
         self.contacts = app.Table("contacts", default=None, **table_options)
         self.agents = app.Table("agents", default=None, **table_options)
         self.queues = app.Table("queues", default=None, **table_options)
+        for table in (self.contacts, self.agents, self.queues):
+            # Faust takes these from the key and value types (none: its json codec); set
+            # before the store is opened (on start). Same bytes, so existing state reads as before.
+            table.key_serializer = table.value_serializer = "callpulse-table-json"
         self.contacts.on_recover(self._rebuild_index)
         lifecycle_channel = app.topic(f"{s.app_id}-input-batches", f"{s.app_id}-ticks", key_serializer="raw",
                                       value_serializer="raw", partitions=partitions, internal=True)
@@ -470,7 +491,7 @@ class Pipeline:
         out = dead_letter_record(
             raw=raw, reason=problem.reason, detail=problem.detail, topic=self.settings.input_topic,
             partition=partition, offset=record.offset, key=record.key, rejected_at_ms=self.wall_clock_ms())
-        await self.dead_letter_topic.send(key=record.key, value=orjson.dumps(out))
+        await self.dead_letter_topic.send(key=record.key, value=json_bytes.dumps(out))
         self.health.rejected(problem.reason)
 
     def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict]) -> None:
@@ -498,12 +519,12 @@ class Pipeline:
         for item in facts:
             by_queue.setdefault(f.queue_key(item["q"], item["c"]), []).append(item)
         for key, items in by_queue.items():
-            await self.facts_topic.send(key=key.encode(), value=orjson.dumps(items))
+            await self.facts_topic.send(key=key.encode(), value=json_bytes.dumps(items))
 
     async def _send_records(self, records: list[dict]) -> None:
         for record in records:
             await self.outcomes_topic.send(key=record["contact_id"].encode(),
-                                           value=orjson.dumps(outcome_record(record)))
+                                           value=json_bytes.dumps(outcome_record(record)))
 
     @staticmethod
     def _outbox(state: dict | None, source: int, offset: int) -> tuple[list[dict], list[dict]]:
@@ -595,7 +616,7 @@ class Pipeline:
                 chunk = ready[start:start + MAX_TICK_CONTACTS]
                 await self.app.producer.send(
                     tick_topic, key=None,
-                    value=orjson.dumps({"w": watermark, "o": self.processed_input_offset(partition, clock),
+                    value=json_bytes.dumps({"w": watermark, "o": self.processed_input_offset(partition, clock),
                                         "c": chunk}),
                     partition=partition, timestamp=None, headers=None)
 
@@ -627,7 +648,7 @@ class Pipeline:
             queue, channel = f.split_queue_key(key)
             record = snapshot(queue, channel, state, now, self.config.zone, self.config.targets_for(queue),
                               self.limits.expiry_ms)
-            await self.queue_stats_topic.send(key=key.encode(), value=orjson.dumps(record))
+            await self.queue_stats_topic.send(key=key.encode(), value=json_bytes.dumps(record))
 
 
 def outcome_record(record: dict) -> dict:

@@ -16,8 +16,7 @@ instance), so that one partition and one worker sees them in order.
 
 from __future__ import annotations
 
-import orjson
-
+from streams import json_bytes
 from streams.contract.dead_letter import dead_letter_record
 from streams.contract.events import InvalidEvent
 from streams.platforms import CONVERTERS, Converter
@@ -55,7 +54,7 @@ def _raw_agent(pipeline, converter: Converter, output):
                 await _dead_letter(pipeline, message, problem)
                 continue
             for item in converted:
-                await output.send(key=item.partition_key.encode(), value=orjson.dumps(item.to_json()))
+                await output.send(key=item.partition_key.encode(), value=json_bytes.dumps(item.to_json()))
 
     return convert_records
 
@@ -65,5 +64,5 @@ async def _dead_letter(pipeline, message, problem: InvalidEvent) -> None:
         raw=message.value[:MAX_RECORD_BYTES], reason=problem.reason, detail=problem.detail, topic=message.topic,
         partition=message.partition, offset=message.offset, key=message.key,
         rejected_at_ms=pipeline.wall_clock_ms())
-    await pipeline.dead_letter_topic.send(key=message.key, value=orjson.dumps(record))
+    await pipeline.dead_letter_topic.send(key=message.key, value=json_bytes.dumps(record))
     pipeline.health.rejected(problem.reason)
