@@ -477,6 +477,8 @@ class Pipeline:
             self._keep_in_outbox(state, f.SRC_INPUT, partition, batch_offset, contact_facts, contact_records)
             self.contacts[contact_id] = state
             self._index(partition, contact_id, state)
+        for contact_id in replayed:
+            self._rewrite_replayed(contact_id, contacts[contact_id])
         for agent_id, state in agents.items():
             self.agents[agent_id] = state
             self.agent_exports[agent_id] = state
@@ -485,6 +487,15 @@ class Pipeline:
         await self._send_facts(facts)
         await self._send_records(records)
         self.health.observe_batch_latency(batch.forwarded_at_ms, len(batch.records), self.wall_clock_ms())
+
+    def _rewrite_replayed(self, contact_id: str, state: dict) -> None:
+        """Write a state again that already holds a replayed message.
+
+        After a crash the local store can be ahead of the changelog (Faust writes
+        RocksDB at once, Kafka later): written again, the change reaches the
+        changelog, so a standby or the partition's next owner has it too.
+        """
+        self.contacts[contact_id] = state
 
     async def _dead_letter(self, record: InputRecord, partition: int, problem: InvalidEvent) -> None:
         raw = record.value or b""
@@ -502,6 +513,7 @@ class Pipeline:
             self.health.duplicate()
             return
         if result == "replay":
+            agents[agent_id] = state  # written again: see _rewrite_replayed
             return
         state["p"] = partition
         agents[agent_id] = state
@@ -563,6 +575,7 @@ class Pipeline:
                 old_facts, old_records = self._outbox(state, f.SRC_TICK, offset)
                 facts += old_facts
                 records += old_records
+                self._rewrite_replayed(contact_id, state)
                 continue
             outcome = lc.finalize(state, contact_id, watermark, self.limits, self.short_abandon_seconds,
                                   covered_offset)
