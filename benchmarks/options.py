@@ -88,8 +88,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
     p.add_argument("--output", type=Path, default=Path(".bench/results.json"), help="results file")
     p.add_argument("--producer-max-batch-bytes", type=int, default=0, metavar="BYTES",
-                   help="the workers' CALLPULSE_PRODUCER_MAX_BATCH_BYTES (default 0: Faust's default "
-                        "batching; 1 sends one record per batch, the old embedded-broker workaround)")
+                   help="the workers' CALLPULSE_PRODUCER_MAX_BATCH_BYTES (default 0: the worker's own "
+                        "default, 1,000,000; 16384 is Faust's)")
     p.add_argument("--profile", action="store_true",
                    help="sample the pipeline worker with py-spy (must be on PATH or in the venv) and "
                         "write .bench/pipeline-profile.txt; sampling costs the worker a little CPU")

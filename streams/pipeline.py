@@ -204,7 +204,7 @@ class Pipeline:
                 "block_cache_compressed_size": 4 * 1024**2,
             },
             logging_config=None,
-            **({"producer_max_batch_size": s.producer_max_batch_bytes} if s.producer_max_batch_bytes else {}),
+            producer_max_batch_size=s.producer_max_batch_bytes,
         )
         partitions = s.partitions
         # internal=True: the worker creates these topics when missing, with `partitions`
