@@ -211,6 +211,10 @@ class Pipeline:
         # (the input topic's own count when it exists, see cli.worker).
         self.tick_topic = app.topic(f"{s.app_id}-ticks", key_serializer="raw", value_serializer="raw",
                                     partitions=partitions, internal=True)
+        # Not consumed by Faust (the forwarder reads it), but created like the other topics
+        # when missing, with `partitions`, before the worker reports ready.
+        self.input_topic = app.topic(s.input_topic, key_serializer="raw", value_serializer="raw",
+                                     partitions=partitions, internal=True)
         self.batch_topic = app.topic(f"{s.app_id}-input-batches", key_serializer="raw",
                                      value_serializer="raw", partitions=partitions, internal=True)
         self.facts_topic = app.topic(f"{s.app_id}-queue-facts", key_serializer="raw",
@@ -270,6 +274,7 @@ class Pipeline:
 
     async def _run_forwarder(self) -> None:
         try:
+            await self.input_topic.maybe_declare()
             await self.forwarder.run()
         except asyncio.CancelledError:
             raise
