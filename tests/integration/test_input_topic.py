@@ -7,8 +7,8 @@ import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaClient
-
+from streams.kafka import existing_partitions
+from streams.settings import Settings
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -16,22 +16,15 @@ pytestmark = pytest.mark.integration
 CONTACTS = 60
 
 
-async def partition_count(bootstrap: str, topic: str) -> int | None:
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
-    await client.bootstrap()
-    try:
-        metadata = await client.fetch_all_metadata()
-        partitions = metadata.partitions_for_topic(topic)
-        return len(partitions) if partitions else None
-    finally:
-        await client.close()
+def partition_count(stack) -> int | None:
+    return asyncio.run(existing_partitions(Settings(broker=f"kafka://{stack.bootstrap}"), stack.input_topic))
 
 
 def test_worker_creates_a_missing_input_topic_and_processes_all_its_partitions(stack):
     stack.partitions = 6  # not the broker's default, so the worker must be the one creating it
-    assert asyncio.run(partition_count(stack.bootstrap, stack.input_topic)) is None
+    assert partition_count(stack) is None
     worker = stack.worker().start()
-    assert asyncio.run(partition_count(stack.bootstrap, stack.input_topic)) == 6
+    assert partition_count(stack) == 6
 
     now_ms = int(time.time() * 1000)
     stack.produce((f"c-{i}".encode(), orjson.dumps({
