@@ -45,6 +45,7 @@ from streams.config import CallpulseConfig
 from streams.contract import events as ev
 from streams.contract.dead_letter import dead_letter_record
 from streams.contract.events import InvalidEvent, format_ms, parse_event
+from streams.faust_offsets import OffsetGuard
 from streams.input_batches import InputForwarder, InputRecord, decode_batch
 from streams.lifecycle import contact as lc
 from streams.lifecycle import facts as f
@@ -244,33 +245,14 @@ class Pipeline:
         app.timer(self.config.processing.queue_stats_interval_seconds, name="queue-stats")(self._publish_queue_stats)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
-        self._seek_uncommitted_to_beginning(app)
+        own_topics = {topic.get_topic_name() for topic in (self.batch_topic, self.tick_topic, self.facts_topic)}
+        self.offsets = OffsetGuard(
+            app,
+            is_stream_topic=lambda topic: (topic not in app.tables.changelog_topics
+                                           and not topic.endswith("__assignor-__leader")),
+            is_gapless_topic=own_topics.__contains__)
+        self.offsets.install()
         return app
-
-    @staticmethod
-    def _seek_uncommitted_to_beginning(app: faust.App) -> None:
-        """After Faust's seek to the committed offsets, send partitions without one back to their start.
-
-        Faust only seeks partitions that have a committed offset; meanwhile its
-        fetcher may have read (and dropped, while recovery runs) records of a
-        partition with none, so a worker that crashed before its first commit
-        would resume at the end and skip everything it had not committed. The
-        beginning is what auto_offset_reset=earliest means; replayed events are
-        recognised by their positions.
-        """
-        consumer = app.consumer
-        seek_to_committed = consumer.perform_seek
-
-        async def perform_seek() -> None:
-            await seek_to_committed()
-            changelogs = app.tables.changelog_topics
-            uncommitted = [tp for tp in consumer.assignment()
-                           if tp.topic not in changelogs and not tp.topic.endswith("__assignor-__leader")
-                           and not consumer._committed_offset.get(tp)]
-            for tp in uncommitted:  # offset 0 gone (retention): the reset policy, earliest, applies
-                await consumer.seek(tp, 0)
-
-        consumer.perform_seek = perform_seek
 
     async def _run_forwarder(self) -> None:
         try:
@@ -366,16 +348,16 @@ class Pipeline:
     def processed_input_offset(self, partition: int, clock: PartitionClock) -> int:
         """The event position up to which every event is in the contacts table.
 
-        After an assignment that is the end of the batch before the committed one
-        (RocksDB may hold more for some contacts, which is why it is not read from
-        the table): Faust seeks to the committed offsets before any message reaches
-        the agent, so the value is known by then.
+        After an assignment that is the end of the batch before the one reading
+        resumed at, the committed one (RocksDB may hold more for some contacts,
+        which is why it is not read from the table): the seek happens before any
+        message reaches the agent, so the value is known by then.
         """
         if clock.input_offset is None:
-            committed = self.app.consumer._committed_offset.get(TP(self.batch_topic.get_topic_name(), partition))
-            if committed is None:
-                return -1  # not known yet (or nothing committed): nothing is processed for sure
-            clock.input_offset = committed * POSITIONS_PER_BATCH - 1
+            head = self.offsets.heads.get(TP(self.batch_topic.get_topic_name(), partition))
+            if head is None:
+                return -1  # not known yet: nothing is processed for sure
+            clock.input_offset = head * POSITIONS_PER_BATCH - 1
         return clock.input_offset
 
     def consumer_lag(self) -> int | None:
@@ -403,6 +385,9 @@ class Pipeline:
         async for event in stream.events():
             message = event.message
             clock = self.clocks.setdefault(message.partition, PartitionClock())
+            if not self.offsets.in_order(message):
+                await self.offsets.read_again(message.tp)
+                continue
             if message.topic == tick_topic:
                 tick = orjson.loads(message.value)
                 if tick["o"] > self.processed_input_offset(message.partition, clock):
@@ -615,6 +600,7 @@ class Pipeline:
     async def _sweep(self) -> None:
         if not self.ready or self.app.rebalancing:
             return
+        await self.offsets.read_missing_again()
         now = time.monotonic()
         tick_topic = self.tick_topic.get_topic_name()
         owned = self.active_partitions(self.batch_topic.get_topic_name())
@@ -644,6 +630,9 @@ class Pipeline:
         zone = self.config.zone
         async for event in stream.events():
             message = event.message
+            if not self.offsets.in_order(message):
+                await self.offsets.read_again(message.tp)
+                continue
             key = message.key.decode()
             state = self.queues.get(key) or qs.new_queue_state()
             queue, _channel = f.split_queue_key(key)
