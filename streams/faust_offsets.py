@@ -30,6 +30,11 @@ run of 10; worker logs showed the sequence below on most restarts):
   `read_again` seeks back to the first missing offset, so effects are applied
   in offset order.
 
+Seeks go through `consumer.seek_wait`, which runs in the consumer's thread:
+`consumer.seek` calls aiokafka from the event loop's thread while that thread
+fetches, and crashed the fetcher (a KeyError in aiokafka's
+`Fetcher.fetched_records`) when an agent sought back.
+
 It wraps `consumer.ack`, `consumer._new_offset` and `consumer.perform_seek`
 on the app's consumer instance and reads `_acked`, `_committed_offset`,
 `_gap`, `_unacked_messages` and `_waiting_for_ack`: private Faust API, pinned
@@ -141,8 +146,8 @@ class OffsetGuard:
         stream_tps = [tp for tp in consumer.assignment() if self.is_stream_topic(tp.topic)]
         uncommitted = [tp for tp in stream_tps if not committed.get(tp)]
         beginnings = await consumer.earliest_offsets(*uncommitted) if uncommitted else {}
-        for tp in uncommitted:
-            await consumer.seek(tp, beginnings.get(tp) or 0)
+        if uncommitted:  # seek_wait runs in the consumer's thread: consumer.seek races with its fetch
+            await consumer.seek_wait({tp: beginnings.get(tp) or 0 for tp in uncommitted})
         self.heads = {tp: committed.get(tp) or beginnings.get(tp) or 0 for tp in stream_tps}
         self.next_offsets = dict(self.heads)
         self.missing_since.clear()
@@ -167,11 +172,14 @@ class OffsetGuard:
         If retention deleted that offset meanwhile, reading goes on from the
         earliest one left, with an error: those messages are gone.
         """
+        consumer = self.app.consumer
+        if tp not in consumer.assignment():  # revoked meanwhile: its next owner reads it
+            self.missing_since.pop(tp, None)
+            return
         now = time.monotonic()
         if now - self.missing_since.get(tp, float("-inf")) < READ_AGAIN_INTERVAL_SECONDS:
             return
         self.missing_since[tp] = now
-        consumer = self.app.consumer
         expected = self.next_offsets[tp]
         earliest = (await consumer.earliest_offsets(tp)).get(tp) or 0
         if earliest > expected:
@@ -181,7 +189,7 @@ class OffsetGuard:
         log.info("%s[%d]: offset %d never reached the agent; reading again from it",
                  tp.topic, tp.partition, expected)
         self.reads_again += 1
-        await consumer.seek(tp, expected)
+        await consumer.seek_wait({tp: expected})
 
     async def read_missing_again(self) -> None:
         """Seek again the partitions still waiting for a missing offset (the seek can lose the race too)."""
