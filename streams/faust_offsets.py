@@ -26,9 +26,9 @@ run of 10; worker logs showed the sequence below on most restarts):
 - no commit goes past an offset not acknowledged, counting from the
   committed offset or, before the first commit, from where reading began
   (`_new_offset`);
-- agents ask `in_order` for each message; on a gap they skip the message and
-  `read_again` seeks back to the first missing offset, so effects are applied
-  in offset order.
+- agents ask `in_order` for each message; on a gap they skip the message
+  (whose acknowledgement is then not recorded either) and `read_again` seeks
+  back to the first missing offset, so effects are applied in offset order.
 
 Seeks go through `consumer.seek_wait`, which runs in the consumer's thread:
 `consumer.seek` calls aiokafka from the event loop's thread while that thread
@@ -71,6 +71,8 @@ class OffsetGuard:
         self.heads: dict[TP, int] = {}
         self.next_offsets: dict[TP, int] = {}
         self.missing_since: dict[TP, float] = {}  # partitions waiting for a missing offset: last seek
+        # Messages an agent skipped, until their acknowledgement (refused: they come again).
+        self.skipped: set[tuple[TP, int]] = set()
         self.refused_acks = 0  # acknowledgements of messages no agent processed
         self.held_commits = 0  # commits held back by an unprocessed message at the head
         self.reads_again = 0  # seeks back to an offset the agent never got
@@ -80,7 +82,7 @@ class OffsetGuard:
         faust_ack, faust_new_offset, faust_seek = consumer.ack, consumer._new_offset, consumer.perform_seek
 
         def ack(message) -> bool:
-            if self._processed_in_this_generation(message):
+            if self._processed_in_this_generation(message) and not self._skipped_by_agent(message):
                 return faust_ack(message)
             # Still marked acknowledged, so Faust stops waiting for it (wait_empty on
             # a revocation), but its offset is not committable: it is read again.
@@ -112,6 +114,14 @@ class OffsetGuard:
         generation = getattr(message, "generation_id", None)
         return ((generation is None or generation == self.app.consumer_generation_id)
                 and self.app.flow_control.is_active())
+
+    def _skipped_by_agent(self, message) -> bool:
+        """Whether an agent skipped this very message (`in_order` said False); asked once, by its ack."""
+        key = (message.tp, message.offset)
+        if key in self.skipped:
+            self.skipped.discard(key)
+            return True
+        return False
 
     def _unprocessed_head(self, tp: TP) -> bool:
         """Whether the lowest acknowledged offset of `tp` lies past the next one to commit."""
@@ -156,11 +166,14 @@ class OffsetGuard:
         """Whether `message` is the next one of its partition, or an earlier one read again.
 
         False: messages before it never reached the agent. Skip it and call
-        `read_again`; it comes back after them. Call once per message.
+        `read_again`; it comes back after them, and its acknowledgement (the
+        stream's, after the skip) is not recorded. Call once per message.
         """
         tp = message.tp
         expected = self.next_offsets.get(tp)
         if expected is not None and message.offset > expected:
+            # Not committable: a commit before it comes again would pass over it.
+            self.skipped.add((tp, message.offset))
             return False
         self.next_offsets[tp] = max(expected or 0, message.offset + 1)
         self.missing_since.pop(tp, None)

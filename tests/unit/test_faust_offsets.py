@@ -110,3 +110,19 @@ def test_in_order_refuses_a_message_after_missing_ones_and_accepts_reads_again(g
 def test_in_order_accepts_anything_first_on_a_partition_it_has_not_seen(guard):
     assert guard.in_order(message(40))
     assert not guard.in_order(message(42))
+
+
+def test_a_message_the_agent_skipped_is_not_committed_until_it_is_processed(app, guard):
+    app.consumer._committed_offset[TP1] = 3
+    guard.next_offsets[TP1] = 3
+    skipped = message(4)
+    assert not guard.in_order(skipped)
+    assert app.consumer.ack(skipped) is False  # the stream acknowledges what the agent skipped
+    assert guard.in_order(message(3))
+    acked(app, 3)
+    assert app.consumer._new_offset(TP1) == 4  # not 5: offset 4 has not been processed
+    app.consumer._committed_offset[TP1] = 4  # as the commit of 4 would
+    again = message(4)
+    assert guard.in_order(again)
+    acked(app, 4)
+    assert app.consumer._new_offset(TP1) == 5
