@@ -55,6 +55,7 @@ from mode.utils.futures import notify
 log = logging.getLogger("callpulse.offsets")
 
 READ_AGAIN_INTERVAL_SECONDS = 1.0  # records fetched before a seek can still arrive after it
+HELD_COMMIT_WARNING_SECONDS = 120.0
 
 
 class OffsetGuard:
@@ -75,6 +76,7 @@ class OffsetGuard:
         self.skipped: set[tuple[TP, int]] = set()
         self.refused_acks = 0  # acknowledgements of messages no agent processed
         self.held_commits = 0  # commits held back by an unprocessed message at the head
+        self.held_since: dict[TP, tuple[float, float]] = {}  # held commits: (since, last warning)
         self.reads_again = 0  # seeks back to an offset the agent never got
 
     def install(self) -> None:
@@ -99,7 +101,9 @@ class OffsetGuard:
                 consumer._gap.pop(tp, None)  # a jump in the fetch is a dropped message here
             if self._unprocessed_head(tp):
                 self.held_commits += 1
+                self._warn_if_held_long(tp)
                 return None
+            self.held_since.pop(tp, None)
             return faust_new_offset(tp)
 
         async def perform_seek() -> None:
@@ -114,6 +118,17 @@ class OffsetGuard:
         generation = getattr(message, "generation_id", None)
         return ((generation is None or generation == self.app.consumer_generation_id)
                 and self.app.flow_control.is_active())
+
+    def _warn_if_held_long(self, tp: TP) -> None:
+        """Commits held for minutes mean an offset never came back: say so (restarts replay from it)."""
+        now = time.monotonic()
+        first, warned = self.held_since.setdefault(tp, (now, now))
+        if now - warned >= HELD_COMMIT_WARNING_SECONDS:
+            self.held_since[tp] = (first, now)
+            waiting_for = self.app.consumer._committed_offset.get(tp)
+            log.warning("%s[%d]: nothing committed for %.0f s; offset %s has not been processed",
+                        tp.topic, tp.partition, now - first,
+                        waiting_for if waiting_for is not None else self.heads.get(tp))
 
     def _skipped_by_agent(self, message) -> bool:
         """Whether an agent skipped this very message (`in_order` said False); asked once, by its ack."""
