@@ -118,7 +118,7 @@ class PartitionClock:
     stream_time_ms: int = 0
     last_event_monotonic: float = field(default_factory=time.monotonic)
     # Highest event position in the contacts table (a tick covers events up to it); None
-    # right after an assignment, until resolved from the committed batch offset.
+    # right after an assignment, until resolved from the batch offset reading resumed at.
     input_offset: int | None = None
     # Newest input offset processed since the assignment (None until a batch is processed).
     input_through: int | None = None
@@ -328,6 +328,7 @@ class Pipeline:
             clock = self.clocks.setdefault(partition, PartitionClock())
             clock.input_offset = None
             clock.input_through = None
+            clock.waiting_ticks.clear()  # read again after the seek that follows
         self.ready = True
         log.info("recovery finished: %d contacts in flight on partitions %s",
                  sum(len(d) for d in self.due.values()), sorted(owned))
@@ -390,9 +391,10 @@ class Pipeline:
                 continue
             if message.topic == tick_topic:
                 tick = orjson.loads(message.value)
-                if tick["o"] > self.processed_input_offset(message.partition, clock):
+                if clock.waiting_ticks or tick["o"] > self.processed_input_offset(message.partition, clock):
                     # Replayed ahead of the input it covers: apply it right after that input,
-                    # as the first run did (a tick lost this way is re-sent by the sweep).
+                    # as the first run did. Later ticks wait behind it: the queue stage takes
+                    # tick facts in tick order (its high-water mark drops earlier ones).
                     clock.waiting_ticks.append((message.partition, message.offset, tick))
                 else:
                     await self._on_tick(message.partition, message.offset, tick)
