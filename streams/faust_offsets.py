@@ -77,7 +77,6 @@ class OffsetGuard:
         self.refused_acks = 0  # acknowledgements of messages no agent processed
         self.held_commits = 0  # commits held back by an unprocessed message at the head
         self.held_since: dict[TP, tuple[float, float]] = {}  # held commits: (since, last warning)
-        self.reads_again = 0  # seeks back to an offset the agent never got
 
     def install(self) -> None:
         consumer = self.app.consumer
@@ -176,6 +175,7 @@ class OffsetGuard:
         self.heads = {tp: committed.get(tp) or beginnings.get(tp) or 0 for tp in stream_tps}
         self.next_offsets = dict(self.heads)
         self.missing_since.clear()
+        self.skipped.clear()  # their acknowledgements, if still to come, are refused: the flow is suspended
 
     def in_order(self, message) -> bool:
         """Whether `message` is the next one of its partition, or an earlier one read again.
@@ -216,7 +216,6 @@ class OffsetGuard:
             expected = self.next_offsets[tp] = earliest
         log.info("%s[%d]: offset %d never reached the agent; reading again from it",
                  tp.topic, tp.partition, expected)
-        self.reads_again += 1
         await consumer.seek_wait({tp: expected})
 
     async def read_missing_again(self) -> None:

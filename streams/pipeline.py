@@ -350,9 +350,9 @@ class Pipeline:
         """The event position up to which every event is in the contacts table.
 
         After an assignment that is the end of the batch before the one reading
-        resumed at, the committed one (RocksDB may hold more for some contacts,
-        which is why it is not read from the table): the seek happens before any
-        message reaches the agent, so the value is known by then.
+        resumed at (the committed one, or the topic's beginning); RocksDB may hold
+        more for some contacts, which is why it is not read from the table. The
+        seek happens before any message reaches the agent, so the value is known by then.
         """
         if clock.input_offset is None:
             head = self.offsets.heads.get(TP(self.batch_topic.get_topic_name(), partition))
