@@ -114,7 +114,7 @@ class OffsetGuard:
         consumer.perform_seek = perform_seek
 
     def _processed_in_this_generation(self, message) -> bool:
-        generation = getattr(message, "generation_id", None)
+        generation = message.generation_id
         return ((generation is None or generation == self.app.consumer_generation_id)
                 and self.app.flow_control.is_active())
 
@@ -169,8 +169,9 @@ class OffsetGuard:
         committed = consumer._committed_offset
         stream_tps = [tp for tp in consumer.assignment() if self.is_stream_topic(tp.topic)]
         uncommitted = [tp for tp in stream_tps if not committed.get(tp)]
-        beginnings = await consumer.earliest_offsets(*uncommitted) if uncommitted else {}
+        beginnings: dict[TP, int] = {}
         if uncommitted:  # seek_wait runs in the consumer's thread: consumer.seek races with its fetch
+            beginnings = await consumer.earliest_offsets(*uncommitted)
             await consumer.seek_wait({tp: beginnings.get(tp) or 0 for tp in uncommitted})
         self.heads = {tp: committed.get(tp) or beginnings.get(tp) or 0 for tp in stream_tps}
         self.next_offsets = dict(self.heads)
