@@ -22,6 +22,10 @@ facts go out as one message per queue. A sweep timer sends each owned
 partition a tick with the partition's watermark and the contacts that have
 something due; processing the tick finalises them. Watermarks therefore travel
 through Kafka and are replayed exactly after a restart.
+
+The contacts and agents tables are read and written a batch at a time
+(streams.table_batches): one RocksDB multi-get, one write batch, and changelog
+records in bulk, instead of Faust's one message per key write.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from streams.metrics.health import PipelineHealth
 from streams.platforms.agents import register_raw_agents
 from streams.queues import state as qs
 from streams.settings import Settings
+from streams.table_batches import BatchedTable
 from streams.web import register_views
 
 log = logging.getLogger("callpulse")
@@ -236,6 +241,9 @@ class Pipeline:
             # before the store is opened (on start). Same bytes, so existing state reads as before.
             table.key_serializer = table.value_serializer = "callpulse-table-json"
         self.contacts.on_recover(self._rebuild_index)
+        # Every write of these two goes through BatchedTable (streams.table_batches: one writer per table).
+        self.contact_table = BatchedTable(app, self.contacts, on_unsent=self._on_changelog_unsent)
+        self.agent_table = BatchedTable(app, self.agents, on_unsent=self._on_changelog_unsent)
         lifecycle_channel = app.topic(f"{s.app_id}-input-batches", f"{s.app_id}-ticks", key_serializer="raw",
                                       value_serializer="raw", partitions=partitions, internal=True)
         app.agent(lifecycle_channel, name="lifecycle")(self._lifecycle_agent)
@@ -253,6 +261,10 @@ class Pipeline:
             is_gapless_topic=own_topics.__contains__)
         self.offsets.install()
         return app
+
+    def _on_changelog_unsent(self, problem: BaseException) -> None:
+        """A changelog write failed for good: stop, rather than commit input whose state is not in Kafka."""
+        asyncio.ensure_future(self.app.crash(RuntimeError(f"changelog records not delivered: {problem}")))
 
     async def _run_forwarder(self) -> None:
         try:
@@ -422,28 +434,32 @@ class Pipeline:
                       batch_offset, problem)
             return
         base = batch_offset * POSITIONS_PER_BATCH
-        contacts: dict[str, dict | None] = {}  # states read in this batch (changed in place)
-        changed: dict[str, tuple[list[dict], list[dict]]] = {}  # contact -> (facts, records) of this batch
-        replayed: set[str] = set()  # contacts whose stored state holds this batch already
-        agents: dict[str, dict] = {}
-        facts: list[dict] = []
-        records: list[dict] = []
+        events: list[tuple[int, ev.Event]] = []
         for index, record in enumerate(batch.records):
             try:
-                event = parse_event(record.value)
+                events.append((index, parse_event(record.value)))
             except InvalidEvent as problem:
                 await self._dead_letter(record, partition, problem)
-                continue
+        # Every state this batch touches, read at once; changed in place, written once.
+        contacts = self.contact_table.get_many(
+            partition, {event.contact_id for _, event in events if not event.is_agent_event})
+        agents = self.agent_table.get_many(partition, {event.agent_id for _, event in events if event.is_agent_event})
+        changed: dict[str, tuple[list[dict], list[dict]]] = {}  # contact -> (facts, records) of this batch
+        replayed: set[str] = set()  # contacts whose stored state holds this batch already
+        agents_written: set[str] = set()
+        facts: list[dict] = []
+        records: list[dict] = []
+        for index, event in events:
             position = base + index
             if event.is_agent_event:
-                self._on_agent_event(event, partition, position, agents)
+                if self._on_agent_event(event, partition, position, agents):
+                    agents_written.add(event.agent_id)
             else:
                 contact_id = event.contact_id
                 if contact_id in replayed:
                     continue
-                state = contacts[contact_id] if contact_id in contacts else self.contacts.get(contact_id)
-                outcome = lc.apply_event(state, contact_id, event, position, partition, clock.stream_time_ms,
-                                         self.limits, self.short_abandon_seconds)
+                outcome = lc.apply_event(contacts[contact_id], contact_id, event, position, partition,
+                                         clock.stream_time_ms, self.limits, self.short_abandon_seconds)
                 contacts[contact_id] = outcome.state
                 if outcome.duplicate:
                     self.health.duplicate()
@@ -464,30 +480,25 @@ class Pipeline:
             if event.occurred_at_ms > clock.stream_time_ms:
                 clock.stream_time_ms = event.occurred_at_ms
         clock.last_event_monotonic = time.monotonic()
+        contact_writes: dict[str, dict] = {}
         for contact_id, (contact_facts, contact_records) in changed.items():
             state = contacts[contact_id]
             self._keep_in_outbox(state, f.SRC_INPUT, partition, batch_offset, contact_facts, contact_records)
-            self.contacts[contact_id] = state
+            contact_writes[contact_id] = state
             self._index(partition, contact_id, state)
         for contact_id in replayed:
-            self._rewrite_replayed(contact_id, contacts[contact_id])
-        for agent_id, state in agents.items():
-            self.agents[agent_id] = state
-            self.agent_exports[agent_id] = state
+            # Written again: after a crash the local store can be ahead of the changelog
+            # (RocksDB is written at once, Kafka later), and this brings the changelog level.
+            contact_writes[contact_id] = contacts[contact_id]
+        await self.contact_table.put_many(partition, contact_writes)
+        agent_writes = {agent_id: agents[agent_id] for agent_id in agents_written}
+        await self.agent_table.put_many(partition, agent_writes)
+        self.agent_exports.update(agent_writes)
         clock.input_through = batch.last_offset
         facts.sort(key=lambda item: item["src"][3])  # re-sent and new facts in their first order
         await self._send_facts(facts)
         await self._send_records(records)
         self.health.observe_batch_latency(batch.forwarded_at_ms, len(batch.records), self.wall_clock_ms())
-
-    def _rewrite_replayed(self, contact_id: str, state: dict) -> None:
-        """Write a state again that already holds a replayed message.
-
-        After a crash the local store can be ahead of the changelog (Faust writes
-        RocksDB at once, Kafka later): written again, the change reaches the
-        changelog, so a standby or the partition's next owner has it too.
-        """
-        self.contacts[contact_id] = state
 
     async def _dead_letter(self, record: InputRecord, partition: int, problem: InvalidEvent) -> None:
         raw = record.value or b""
@@ -497,19 +508,19 @@ class Pipeline:
         await self.dead_letter_topic.send(key=record.key, value=json_bytes.dumps(out))
         self.health.rejected(problem.reason)
 
-    def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict]) -> None:
+    def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict | None]) -> bool:
+        """Apply an agent event to its state in `agents`; True when the state is to be written."""
         agent_id = event.agent_id
-        state = agents[agent_id] if agent_id in agents else self.agents.get(agent_id)
-        state, result = apply_agent_event(state, event, position)
+        state, result = apply_agent_event(agents[agent_id], event, position)
         if result == "duplicate":
             self.health.duplicate()
-            return
-        if result == "replay":
-            agents[agent_id] = state  # written again: see _rewrite_replayed
-            return
-        state["p"] = partition
+            return False
         agents[agent_id] = state
+        if result == "replay":
+            return True  # written again, like a replayed contact (see _on_batch)
+        state["p"] = partition
         self.health.processed(event.type)
+        return True
 
     @staticmethod
     def _stamp(facts: list[dict], src: list[int], base_index: int) -> list[dict]:
@@ -558,8 +569,10 @@ class Pipeline:
         watermark, covered_offset = tick["w"], tick["o"]
         facts: list[dict] = []
         records: list[dict] = []
+        states = self.contact_table.get_many(partition, tick["c"])
+        writes: dict[str, dict | None] = {}  # None deletes
         for position, contact_id in enumerate(tick["c"]):
-            state = self.contacts.get(contact_id)
+            state = states[contact_id]
             if state is None:
                 self._index(partition, contact_id, None)
                 continue
@@ -567,21 +580,22 @@ class Pipeline:
                 old_facts, old_records = self._outbox(state, f.SRC_TICK, offset)
                 facts += old_facts
                 records += old_records
-                self._rewrite_replayed(contact_id, state)
+                writes[contact_id] = state  # written again, like a replayed batch (see _on_batch)
                 continue
             outcome = lc.finalize(state, contact_id, watermark, self.limits, self.short_abandon_seconds,
                                   covered_offset)
             sent = self._stamp(outcome.facts, [f.SRC_TICK, partition, offset], position * TICK_POSITION_STRIDE)
             if outcome.state is None:
-                del self.contacts[contact_id]
+                writes[contact_id] = states[contact_id] = None
                 self._index(partition, contact_id, None)
             else:
                 state["tk"] = offset
                 self._keep_in_outbox(state, f.SRC_TICK, partition, offset, sent, outcome.records)
-                self.contacts[contact_id] = state
+                writes[contact_id] = state
                 self._index(partition, contact_id, state)
             facts += sent
             records += outcome.records
+        await self.contact_table.put_many(partition, writes)
         await self._send_facts(facts)
         await self._send_records(records)
 
