@@ -89,10 +89,6 @@ class BatchedTable:
         raw = self._db(partition).get([encode_key(key) for key in keys])
         return {key: (orjson.loads(value) if value is not None else None) for key, value in zip(keys, raw)}
 
-    def get(self, partition: int, key: str) -> Any:
-        raw = self._db(partition).get(encode_key(key))
-        return orjson.loads(raw) if raw is not None else None
-
     async def put_many(self, partition: int, changes: Mapping[str, Any]) -> None:
         """Store `changes` (a value of None deletes the key) and queue them for the changelog.
 

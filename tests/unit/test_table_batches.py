@@ -65,7 +65,6 @@ async def test_put_many_writes_rocksdb_and_one_changelog_batch(app, table, produ
     batched = BatchedTable(app, table)
     await batched.put_many(2, {"c-1": {"n": 1}, "c-2": {"n": 2}})
     assert batched.get_many(2, ["c-1", "c-2", "c-3"]) == {"c-1": {"n": 1}, "c-2": {"n": 2}, "c-3": None}
-    assert batched.get(2, "c-1") == {"n": 1}
     [(topic, partition, records, _)] = producer.sent
     assert (topic, partition) == (table.changelog_topic.get_topic_name(), 2)
     assert records == [(b'"c-1"', b'{"n":1}'), (b'"c-2"', b'{"n":2}')]
