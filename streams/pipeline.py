@@ -59,7 +59,7 @@ from streams.metrics.health import PipelineHealth
 from streams.platforms.agents import register_raw_agents
 from streams.queues import state as qs
 from streams.settings import Settings
-from streams.table_batches import BatchedTable
+from streams.table_batches import BatchedTable, encode_value
 from streams.web import register_views
 
 log = logging.getLogger("callpulse")
@@ -95,7 +95,7 @@ class TableJsonCodec(codecs.Codec):
     """
 
     def _dumps(self, obj) -> bytes:
-        return json_bytes.dumps(obj, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
+        return encode_value(obj)  # the same bytes BatchedTable writes
 
     def _loads(self, data: bytes):
         return orjson.loads(data)

@@ -49,8 +49,8 @@ from streams import json_bytes
 
 log = logging.getLogger("callpulse.tables")
 
-# Options of the tables' codec, "callpulse-table-json" (streams.pipeline): the bytes Faust
-# itself would write, so state written either way reads the same.
+# The tables' encoding: the bytes Faust's json codec writes, in exact-size objects. The
+# "callpulse-table-json" codec Faust uses for these tables (streams.pipeline) calls encode_value.
 TABLE_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
 
