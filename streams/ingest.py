@@ -299,7 +299,7 @@ class KafkaSink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._producer = None
-        self._pending: list[asyncio.Future] = []
+        self._pending: list[tuple[str, asyncio.Future]] = []  # (topic, delivery)
 
     async def start(self, topics: tuple[str, ...]) -> None:
         """Connect, and check that `topics` exist: a broker that creates missing topics on first use
@@ -329,16 +329,17 @@ class KafkaSink:
             future = await self._producer.send(message.topic, key=message.key, value=message.value)
         except Exception as problem:
             raise IngestError(f"cannot send to {message.topic} on {self.settings.broker}: {problem}") from None
-        self._pending.append(future)
+        self._pending.append((message.topic, future))
         if len(self._pending) >= MAX_PENDING_SENDS:
             await self.settle()
 
     async def settle(self) -> None:
         pending, self._pending = self._pending, []
-        try:
-            await asyncio.gather(*pending)
-        except Exception as problem:
-            raise IngestError(f"sending to {self.settings.broker} failed: {problem}") from None
+        outcomes = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
+        for (topic, _), outcome in zip(pending, outcomes):
+            if isinstance(outcome, BaseException):
+                # aiokafka has already retried retriable errors until its request timeout
+                raise IngestError(f"sending to {topic} on {self.settings.broker} failed: {outcome!r}") from None
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -8,7 +8,13 @@ from tests.harness import Stack, free_port
 
 
 @pytest.fixture
-def broker(tmp_path_factory):
+def broker_log(tmp_path_factory):
+    """Where the test's broker writes its log (failures that involve the broker quote its tail)."""
+    return tmp_path_factory.mktemp("broker") / "broker.log"
+
+
+@pytest.fixture
+def broker(broker_log):
     """A fresh embedded broker (tansu, memory storage) on a free port, for one test.
 
     Per test, not per session: tansu's memory log slows down as record batches pile
@@ -17,16 +23,15 @@ def broker(tmp_path_factory):
     from streams.broker import start_broker, stop_broker
 
     port = free_port()
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
-    process = start_broker(port=port, log_path=log)
+    process = start_broker(port=port, log_path=broker_log)
     yield f"127.0.0.1:{port}"
     stop_broker(process)
 
 
 @pytest.fixture
-def stack(broker, tmp_path):
+def stack(broker, broker_log, tmp_path):
     """A fresh app id and input topic on the test's broker; workers started here are killed after."""
-    stack = Stack(bootstrap=broker, tmp=tmp_path)
+    stack = Stack(bootstrap=broker, tmp=tmp_path, broker_log=broker_log)
     workers = []
     original = stack.worker
 

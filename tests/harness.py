@@ -72,6 +72,14 @@ class Stack:
     tmp: Path
     app_id: str = field(default_factory=lambda: f"cp-{uuid.uuid4().hex[:8]}")
     partitions: int = 4
+    broker_log: Path | None = None
+
+    def broker_log_tail(self, lines: int = 40) -> str:
+        """The end of the broker's log, to quote in a failure message."""
+        if self.broker_log is None or not self.broker_log.exists():
+            return "(no broker log)"
+        tail = self.broker_log.read_text(errors="replace").splitlines()[-lines:]
+        return f"broker log {self.broker_log}:\n" + "\n".join(tail)
 
     @property
     def input_topic(self) -> str:

@@ -221,7 +221,7 @@ def dead_letters(stack, source_topics: set[str], count: int) -> list[dict]:
 def run_ingest(stack, platform: str, path: Path, *flags: str) -> str:
     result = subprocess.run([sys.executable, "-m", "streams.cli", "ingest", platform, str(path), *flags],
                             env=stack.env(), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, f"{result.stderr}\n{stack.broker_log_tail()}"
     return result.stderr
 
 

@@ -303,3 +303,38 @@ def test_an_unreachable_broker_is_fatal_with_a_clear_message(tmp_path: Path, mon
     result = CliRunner().invoke(main, ["ingest", "asterisk", str(path)])
     assert result.exit_code == 1
     assert "cannot reach the broker at kafka://127.0.0.1:" in result.output
+
+
+class FailingDeliveries:
+    """An aiokafka-like producer whose deliveries to `failing_topic` fail with `error`."""
+
+    def __init__(self, failing_topic: str, error: Exception) -> None:
+        self.failing_topic = failing_topic
+        self.error = error
+
+    async def send(self, topic, key=None, value=None):
+        delivery = asyncio.get_running_loop().create_future()
+        if topic == self.failing_topic:
+            delivery.set_exception(self.error)
+        else:
+            delivery.set_result(None)
+        return delivery
+
+
+def test_a_failed_delivery_names_the_topic_it_was_for():
+    from aiokafka.errors import NotLeaderForPartitionError
+
+    from streams.ingest import IngestError, KafkaSink
+
+    async def run():
+        sink = KafkaSink(Settings(broker="kafka://127.0.0.1:9"))
+        sink._producer = FailingDeliveries(DEAD_LETTER_TOPIC, NotLeaderForPartitionError())
+        await sink.send(Message("contact-events", b"k", b"v"))
+        await sink.send(Message(DEAD_LETTER_TOPIC, None, b"rejected"))
+        with pytest.raises(IngestError) as failure:
+            await sink.settle()
+        return str(failure.value)
+
+    message = asyncio.run(run())
+    assert message.startswith(f"sending to {DEAD_LETTER_TOPIC} on kafka://127.0.0.1:9 failed: ")
+    assert "NotLeaderForPartitionError" in message
