@@ -23,6 +23,7 @@ class BenchOptions:
     marker_interval_seconds: float
     probe_interval_seconds: float
     latency_probe: str
+    load_linger_ms: int
     contacts: int
     timeout_seconds: float
     seed: int
@@ -43,6 +44,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -81,6 +89,9 @@ def parser() -> argparse.ArgumentParser:
                         "about 1.5 ms of worker CPU per request) or GET /metrics (the full exposition; "
                         "today about 75 ms of worker CPU per scrape, so looking every 20 ms saturates "
                         "the worker)")
+    p.add_argument("--load-linger-ms", type=_non_negative_int, default=50, dest="load_linger_ms",
+                   help="linger.ms of the producer that offers the latency step's steady load (default 50);"
+                        " markers have their own producer with linger 0, so they are sent at once")
     p.add_argument("--contacts", type=_positive_int, default=100_000,
                    help="contacts in flight for the memory step (default 100000)")
     p.add_argument("--timeout", type=_positive_float, default=1800.0, dest="timeout_seconds",
@@ -106,6 +117,7 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         steps=steps, events=args.events, backlog_rate=args.backlog_rate, partitions=args.partitions,
         latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
         marker_interval_seconds=args.marker_interval_seconds,
-        probe_interval_seconds=args.probe_interval_seconds, latency_probe=args.latency_probe, contacts=args.contacts,
+        probe_interval_seconds=args.probe_interval_seconds, latency_probe=args.latency_probe,
+        load_linger_ms=args.load_linger_ms, contacts=args.contacts,
         timeout_seconds=args.timeout_seconds, seed=args.seed, output=args.output, profile=args.profile,
         producer_max_batch_bytes=args.producer_max_batch_bytes)

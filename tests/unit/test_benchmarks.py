@@ -108,6 +108,7 @@ def test_default_options_run_every_step_at_full_size():
     assert (options.latency_rate, options.latency_seconds) == (2000.0, 60.0)
     assert options.contacts == 100_000
     assert options.latency_probe == "queues"
+    assert options.load_linger_ms == 50
     assert options.producer_max_batch_bytes == 0
 
 
@@ -117,7 +118,8 @@ def test_skip_and_only_choose_steps_in_run_order():
 
 
 @pytest.mark.parametrize("argv", [["--only", "speed"], ["--skip", ",".join(STEPS)], ["--events", "0"],
-                                  ["--only", "raw", "--skip", "memory"], ["--latency-probe", "grafana"]])
+                                  ["--only", "raw", "--skip", "memory"], ["--latency-probe", "grafana"],
+                                  ["--load-linger-ms", "-1"]])
 def test_bad_options_stop_with_a_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as stopped:
         parse_args(argv)
