@@ -145,8 +145,10 @@ class InputForwarder:
     """
 
     def __init__(self, *, bootstrap_servers: str, security: dict, group_id: str, input_topic: str,
-                 batch_topic: str, send: Callable, processed_through: Callable[[int], int | None]) -> None:
+                 batch_topic: str, send: Callable, processed_through: Callable[[int], int | None],
+                 fetch_max_wait_ms: int = 100) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.security = security
         self.group_id = group_id
         self.input_topic = input_topic
@@ -176,7 +178,7 @@ class InputForwarder:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers, group_id=self.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_bytes=32 * 1024 * 1024, **self.security)
+            fetch_max_bytes=32 * 1024 * 1024, fetch_max_wait_ms=self.fetch_max_wait_ms, **self.security)
         await self.consumer.start()
         last_commit = time.monotonic()
         try:

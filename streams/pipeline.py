@@ -49,6 +49,7 @@ from streams.config import CallpulseConfig
 from streams.contract import events as ev
 from streams.contract.dead_letter import dead_letter_record
 from streams.contract.events import InvalidEvent, format_ms, parse_event
+from streams.faust_fetch import limit_fetch_wait
 from streams.faust_offsets import OffsetGuard
 from streams.input_batches import InputForwarder, InputRecord, decode_batch
 from streams.lifecycle import contact as lc
@@ -166,6 +167,7 @@ class Pipeline:
         self.forwarder = InputForwarder(
             bootstrap_servers=settings.bootstrap_servers, security=settings.aiokafka_security(),
             group_id=f"{settings.app_id}-forwarder", input_topic=settings.input_topic,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             batch_topic=self.batch_topic.get_topic_name(), send=self._send_batch,
             processed_through=self._input_through)
         self.registry = self.health.registry
@@ -260,6 +262,7 @@ class Pipeline:
                                            and not topic.endswith("__assignor-__leader")),
             is_gapless_topic=own_topics.__contains__)
         self.offsets.install()
+        limit_fetch_wait(app, s.fetch_max_wait_ms)
         return app
 
     def _on_changelog_unsent(self, problem: BaseException) -> None:

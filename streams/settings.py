@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # run at half the speed: every contact write is a changelog message (README: performance).
     # 1,000,000 stays under Apache Kafka's default message.max.bytes (1,048,588).
     producer_max_batch_bytes: int = Field(1_000_000, ge=1)
+    # Longest wait of a fetch for new records (ms), for the forwarder and Faust's consumer
+    # (Faust fixes 1,500). Some brokers hold every fetch that long (streams.faust_fetch).
+    fetch_max_wait_ms: int = Field(100, ge=1, le=60_000)
     # Raw platform topics are <prefix>.asterisk, .connect and .twilio; empty turns their agents off.
     raw_topic_prefix: str = "callpulse.raw"
     # Converter options per platform (JSON), for the raw topic agents and `callpulse ingest`,
