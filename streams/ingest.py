@@ -306,7 +306,7 @@ class KafkaSink:
         would give the input topic its own default partition count, which the worker then adopts."""
         from aiokafka import AIOKafkaProducer
 
-        from streams.kafka import existing_partitions
+        from streams.kafka import existing_partitions, track_sent_topics
 
         broker = self.settings.broker
         try:
@@ -316,8 +316,9 @@ class KafkaSink:
         if missing:
             raise IngestError(f"topic {', '.join(missing)} does not exist on {broker}: start a callpulse worker"
                               " first (it creates its topics), or create it with the worker's partition count")
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers, linger_ms=5,
-                                          **self.settings.aiokafka_security())
+        # It sends to the input topic and, on the first reject, to the dead-letter topic.
+        self._producer = track_sent_topics(AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers, linger_ms=5, **self.settings.aiokafka_security()))
         try:
             await self._producer.start()
         except Exception as problem:

@@ -50,6 +50,7 @@ from streams.contract import events as ev
 from streams.contract.dead_letter import dead_letter_record
 from streams.contract.events import InvalidEvent, format_ms, parse_event
 from streams.faust_fetch import limit_fetch_wait
+from streams.kafka import track_sent_topics_in_faust
 from streams.faust_offsets import OffsetGuard
 from streams.input_batches import InputForwarder, InputRecord, decode_batch
 from streams.lifecycle import contact as lc
@@ -263,6 +264,7 @@ class Pipeline:
             is_gapless_topic=own_topics.__contains__)
         self.offsets.install()
         limit_fetch_wait(app, s.fetch_max_wait_ms)
+        track_sent_topics_in_faust(app)  # several topics, some created after start (streams/kafka.py)
         return app
 
     def _on_changelog_unsent(self, problem: BaseException) -> None:
