@@ -9,10 +9,10 @@ after start (callpulse's dead-letter topic, a topic the broker creates on first
 use) narrows the metadata to that topic, and forgets the topics sent to so far.
 A record batch still waiting for one of them then has no known leader: the
 sender asks for metadata in a tight loop that never includes the topic, until the
-batch expires with NotLeaderForPartitionError (request_timeout_ms, 40 s by
-default). Where the sending code waits for that delivery before it sends again
-(the worker's forwarder does), nothing re-adds the topic and the worker stops for
-good, spinning on metadata requests. `track_sent_topics` makes every send track
+batch expires with NotLeaderForPartitionError after request_timeout_ms: 40 s for
+aiokafka's default, 20 minutes for Faust's producer. Where the sending code waits
+for that delivery before it sends again (the worker's forwarder does), nothing
+re-adds the topic meanwhile: the worker stopped, spinning on metadata requests. `track_sent_topics` makes every send track
 its topic; a producer that only ever sends to one topic (the simulator's) is not
 affected. Pinned, with the bug itself, by tests/integration/test_producer_metadata.py.
 """
