@@ -22,6 +22,8 @@ POLL_SECONDS = 0.5
 SLOW_POLL_SECONDS = 5.0
 PACE_SECONDS = 0.005
 SETTLE_SECONDS = 5.0
+# The latency step's untimed warm-up: the simulated shift's first seconds, when most agents log in.
+LATENCY_WARMUP_SIMULATED_SECONDS = 15.0
 
 
 @dataclass
@@ -190,6 +192,21 @@ async def markers_visible(worker: BenchWorker, probe: str) -> int:
     return queue_total(body, "contacts_queued")
 
 
+async def warm_up(ctx: BenchContext, worker: BenchWorker, topic: str, messages: list) -> None:
+    """Send `messages` as a backlog and wait until the worker has dealt with all of them."""
+    if not messages:
+        return
+    ctx.progress.note(f"latency: warm-up of {len(messages):,} events (the shift's first"
+                      f" {LATENCY_WARMUP_SIMULATED_SECONDS:.0f} simulated seconds), not timed")
+    await produce(ctx.bootstrap, topic, messages, ctx.progress)
+    deadline = time.monotonic() + ctx.options.timeout_seconds
+    while (done := accounted_events(await worker.metrics_text())) < len(messages):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the warm-up did not finish: {done:,.0f} of {len(messages):,} events processed")
+        ctx.progress.say(f"latency: warm-up {done:,.0f}/{len(messages):,} processed")
+        await asyncio.sleep(POLL_SECONDS)
+
+
 async def event_to_metric_latency(ctx: BenchContext) -> dict:
     """Offer a steady load and time marker events from produce() to their count moving in the queue table.
 
@@ -200,6 +217,10 @@ async def event_to_metric_latency(ctx: BenchContext) -> dict:
     time, at a fraction of a scrape's cost. The k-th marker sent is matched with the
     first look that finds the counter at >= k (markers are 100 ms apart, so markers
     overtaking each other across partitions barely matter).
+
+    The simulated shift's first LATENCY_WARMUP_SIMULATED_SECONDS (agents logging in,
+    a burst of agent events) are sent and processed before the measured load, which
+    is then the steady mix of contact and agent events.
 
     The load goes through a producer that lingers --load-linger-ms (50) as bulk
     producers do; markers go through their own producer at once (linger 0), so their
@@ -212,8 +233,10 @@ async def event_to_metric_latency(ctx: BenchContext) -> dict:
     await create_topic(ctx.bootstrap, topic, o.partitions)
     worker = ctx.worker("latency", topic).start()
     load_count = int(o.latency_rate * o.latency_seconds)
-    traffic = simulated_traffic(load_count, o.latency_rate, o.seed + 1, start_ms=now_ms() + 5_000)
+    traffic = simulated_traffic(load_count, o.latency_rate, o.seed + 1, start_ms=now_ms() + 5_000,
+                                warmup_seconds=LATENCY_WARMUP_SIMULATED_SECONDS)
     await worker.wait_ready()
+    await warm_up(ctx, worker, topic, traffic.warmup)
     ctx.progress.note(f"latency worker ready (pid {worker.pid}); offering {o.latency_rate:,.0f} events/s"
                       f" for {o.latency_seconds:.0f} s, a marker every {o.marker_interval_seconds * 1000:.0f} ms,"
                       f" watched through {o.latency_probe}")
@@ -281,6 +304,7 @@ async def event_to_metric_latency(ctx: BenchContext) -> dict:
     processed_rate = per_second(processed_during_load, load_seconds)
     results = {
         "latency_probe": o.latency_probe,
+        "latency_warmup_events": len(traffic.warmup),
         "latency_offered_events_per_s": offered_rate,
         "latency_processed_events_per_s": processed_rate,
         "latency_kept_up": bool(processed_rate and processed_rate >= 0.95 * offered_rate),

@@ -212,3 +212,19 @@ def test_each_step_gets_a_fresh_broker_except_the_two_sharing_the_backlog(chosen
     from benchmarks.run import broker_groups
 
     assert broker_groups(chosen) == groups
+
+
+def test_a_warmup_takes_the_first_simulated_seconds_and_leaves_the_asked_number_after_them():
+    from benchmarks.workload import simulated_traffic
+
+    start_ms = 1_795_852_800_000
+    traffic = simulated_traffic(300, rate=200, seed=1, start_ms=start_ms, warmup_seconds=5)
+    assert len(traffic.messages) == 300 == sum(traffic.types.values())
+    from streams.contract.events import parse_event
+
+    assert traffic.warmup
+    assert all(parse_event(value).occurred_at_ms < start_ms + 5_000 for _, value in traffic.warmup)
+    assert all(parse_event(value).occurred_at_ms >= start_ms + 5_000 for _, value in traffic.messages)
+    assert traffic.first_event_ms >= start_ms + 5_000
+    without = simulated_traffic(300, rate=200, seed=1, start_ms=start_ms)
+    assert without.warmup == []
