@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,10 @@ FRAME_VERSION = 1
 MAX_RECORDS_PER_BATCH = 2000  # < POSITIONS_PER_BATCH (streams.pipeline), so positions stay unique
 MAX_BATCH_BYTES = 512 * 1024  # far below Kafka's default 1 MB message limit
 MAX_AHEAD_RECORDS = 20_000  # per partition: forwarded but not yet processed, before pausing the read
+# Per partition: batches forwarded and not yet processed, before the next records wait to
+# join a bigger batch (see due_batches); and the longest such a wait.
+MAX_IN_FLIGHT_BATCHES = 2
+MAX_HOLD_SECONDS = 1.0
 COMMIT_INTERVAL_SECONDS = 5.0
 TAIL_READ_SECONDS = 10.0
 
@@ -135,6 +140,25 @@ def split_batches(records: Iterable[InputRecord]) -> list[list[InputRecord]]:
     return batches
 
 
+def due_batches(waiting: list[InputRecord], in_flight: int,
+                waited_seconds: float) -> tuple[list[list[InputRecord]], list[InputRecord]]:
+    """Which of a partition's waiting records to forward now (as batches), and which keep waiting.
+
+    Each forwarded batch costs the lifecycle agent about the same, whatever its size
+    (a Faust message, a multi-get, a write batch, changelog and fact messages). So
+    while MAX_IN_FLIGHT_BATCHES of the partition's batches still wait for the agent,
+    new records wait too and join one bigger batch: under light load every fetch goes
+    at once, and a worker that falls behind catches up with fewer, bigger batches.
+    Full batches always go, and nothing waits longer than MAX_HOLD_SECONDS.
+    """
+    batches = split_batches(waiting)
+    if not batches or in_flight < MAX_IN_FLIGHT_BATCHES or waited_seconds >= MAX_HOLD_SECONDS:
+        return batches, []
+    if len(batches[-1]) >= MAX_RECORDS_PER_BATCH:
+        return batches, []
+    return batches[:-1], batches[-1]
+
+
 class InputForwarder:
     """Reads the owned input partitions and forwards them as batches (one instance per worker).
 
@@ -158,6 +182,9 @@ class InputForwarder:
         self.wanted: set[int] = set()
         self.assigned: set[int] = set()
         self.forwarded: dict[int, int] = {}  # partition -> newest input offset sent
+        self.in_flight: dict[int, deque[int]] = {}  # partition -> last input offset of each unprocessed batch
+        self.waiting: dict[int, list[InputRecord]] = {}  # partition -> fetched records not forwarded yet
+        self.waiting_since: dict[int, float] = {}
         self.committed: dict[int, int] = {}
         self.changed = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
@@ -193,7 +220,8 @@ class InputForwarder:
                 fetched = await self.consumer.getmany(timeout_ms=50, max_records=4 * MAX_RECORDS_PER_BATCH)
                 for tp, messages in fetched.items():
                     if tp.partition in self.assigned and messages:
-                        await self._forward(tp.partition, messages)
+                        self._hold(tp.partition, messages)
+                await self._forward_due()
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL_SECONDS:
                     last_commit = time.monotonic()
                     await self._commit()
@@ -201,12 +229,34 @@ class InputForwarder:
             consumer, self.consumer = self.consumer, None
             await consumer.stop()
 
-    async def _forward(self, partition: int, messages) -> None:
-        records = [InputRecord(m.offset, m.timestamp, m.key, m.value) for m in messages]
-        now_ms = int(time.time() * 1000)
-        for batch in split_batches(records):
-            await self.send(partition, encode_batch(partition, batch, now_ms))
-        self.forwarded[partition] = records[-1].offset
+    def _hold(self, partition: int, messages) -> None:
+        if not self.waiting.get(partition):
+            self.waiting_since[partition] = time.monotonic()
+        self.waiting.setdefault(partition, []).extend(
+            InputRecord(m.offset, m.timestamp, m.key, m.value) for m in messages)
+
+    async def _forward_due(self) -> None:
+        now = time.monotonic()
+        for partition in sorted(self.waiting):
+            waiting = self.waiting[partition]
+            if not waiting:
+                continue
+            in_flight = self.in_flight.setdefault(partition, deque())
+            processed = self.processed_through(partition)
+            if processed is None:
+                in_flight.clear()  # unknown until the lifecycle has processed a batch of this partition
+            while in_flight and in_flight[0] <= processed:
+                in_flight.popleft()
+            batches, keep = due_batches(waiting, len(in_flight), now - self.waiting_since[partition])
+            if not batches:
+                continue
+            now_ms = int(time.time() * 1000)
+            for batch in batches:
+                await self.send(partition, encode_batch(partition, batch, now_ms))
+                in_flight.append(batch[-1].offset)
+            self.forwarded[partition] = batches[-1][-1].offset
+            self.waiting[partition] = keep
+            self.waiting_since[partition] = now
 
     def _apply_backpressure(self) -> None:
         for partition in self.assigned:
@@ -215,6 +265,7 @@ class InputForwarder:
             forwarded = self.forwarded.get(partition)
             # Unknown until the lifecycle has processed a batch of this partition: no limit till then.
             ahead = 0 if forwarded is None or processed is None else forwarded - processed
+            ahead += len(self.waiting.get(partition) or ())
             paused = tp in self.consumer.paused()
             if ahead > MAX_AHEAD_RECORDS and not paused:
                 self.consumer.pause(tp)
@@ -231,6 +282,10 @@ class InputForwarder:
             if partition not in wanted:
                 del self.forwarded[partition]
                 self.committed.pop(partition, None)
+        # assign() starts every partition afresh, at its committed offset (one past what the
+        # lifecycle processed) or the seek below: what waited or was in flight is read again.
+        self.waiting.clear()
+        self.in_flight.clear()
         if not added:
             return
         resume = await self._resume_offsets(added)

@@ -8,9 +8,12 @@ from hypothesis import strategies as st
 
 from streams.input_batches import (
     MAX_BATCH_BYTES,
+    MAX_HOLD_SECONDS,
+    MAX_IN_FLIGHT_BATCHES,
     MAX_RECORDS_PER_BATCH,
     InputRecord,
     decode_batch,
+    due_batches,
     encode_batch,
     split_batches,
 )
@@ -63,3 +66,35 @@ def test_batches_are_cut_by_count_and_by_size_and_keep_the_order():
     # One record larger than the limit still travels, alone.
     huge = [InputRecord(0, None, None, b"z" * (MAX_BATCH_BYTES + 1)), InputRecord(1, None, None, b"z")]
     assert [len(b) for b in split_batches(huge)] == [1, 1]
+
+
+def waiting_records(count: int, first: int = 0) -> list[InputRecord]:
+    return [InputRecord(first + i, 0, b"k", b"v") for i in range(count)]
+
+
+def test_records_go_at_once_while_few_batches_wait_for_the_lifecycle():
+    waiting = waiting_records(5)
+    for in_flight in range(MAX_IN_FLIGHT_BATCHES):
+        assert due_batches(waiting, in_flight, waited_seconds=0.0) == ([waiting], [])
+
+
+def test_records_wait_to_join_a_bigger_batch_while_the_lifecycle_is_behind():
+    waiting = waiting_records(5)
+    assert due_batches(waiting, MAX_IN_FLIGHT_BATCHES, waited_seconds=0.0) == ([], waiting)
+
+
+def test_full_batches_go_even_while_the_lifecycle_is_behind():
+    waiting = waiting_records(MAX_RECORDS_PER_BATCH + 3)
+    batches, keep = due_batches(waiting, MAX_IN_FLIGHT_BATCHES, waited_seconds=0.0)
+    assert batches == [waiting[:MAX_RECORDS_PER_BATCH]] and keep == waiting[MAX_RECORDS_PER_BATCH:]
+    exactly_full = waiting_records(MAX_RECORDS_PER_BATCH)
+    assert due_batches(exactly_full, MAX_IN_FLIGHT_BATCHES, waited_seconds=0.0) == ([exactly_full], [])
+
+
+def test_nothing_waits_longer_than_the_hold():
+    waiting = waiting_records(5)
+    assert due_batches(waiting, MAX_IN_FLIGHT_BATCHES + 3, waited_seconds=MAX_HOLD_SECONDS) == ([waiting], [])
+
+
+def test_nothing_waiting_forwards_nothing():
+    assert due_batches([], 0, waited_seconds=5.0) == ([], [])
