@@ -46,7 +46,7 @@ MAX_BATCH_BYTES = 512 * 1024  # far below Kafka's default 1 MB message limit
 MAX_AHEAD_RECORDS = 20_000  # per partition: forwarded but not yet processed, before pausing the read
 # Per partition: batches forwarded and not yet processed, before the next records wait to
 # join a bigger batch (see due_batches); and the longest such a wait.
-MAX_IN_FLIGHT_BATCHES = 2
+MAX_IN_FLIGHT_BATCHES = 1
 MAX_HOLD_SECONDS = 1.0
 COMMIT_INTERVAL_SECONDS = 5.0
 TAIL_READ_SECONDS = 10.0
@@ -148,8 +148,9 @@ def due_batches(waiting: list[InputRecord], in_flight: int,
     (a Faust message, a multi-get, a write batch, changelog and fact messages). So
     while MAX_IN_FLIGHT_BATCHES of the partition's batches still wait for the agent,
     new records wait too and join one bigger batch: under light load every fetch goes
-    at once, and a worker that falls behind catches up with fewer, bigger batches.
-    Full batches always go, and nothing waits longer than MAX_HOLD_SECONDS.
+    at once, and a busy worker gets fewer, bigger batches instead of falling behind.
+    Full batches always go, and nothing waits longer than MAX_HOLD_SECONDS. One batch
+    in flight gave lower latency than two at 2,000 events/s (README: performance).
     """
     batches = split_batches(waiting)
     if not batches or in_flight < MAX_IN_FLIGHT_BATCHES or waited_seconds >= MAX_HOLD_SECONDS:
