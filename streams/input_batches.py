@@ -256,8 +256,7 @@ class InputForwarder:
                 await self.send(partition, encode_batch(partition, batch, now_ms))
                 in_flight.append(batch[-1].offset)
             self.forwarded[partition] = batches[-1][-1].offset
-            self.waiting[partition] = keep
-            self.waiting_since[partition] = now
+            self.waiting[partition] = keep  # what is kept has waited since waiting_since or later
 
     def _apply_backpressure(self) -> None:
         for partition in self.assigned:
