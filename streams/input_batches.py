@@ -171,7 +171,7 @@ class InputForwarder:
 
     def __init__(self, *, bootstrap_servers: str, security: dict, group_id: str, input_topic: str,
                  batch_topic: str, send: Callable, processed_through: Callable[[int], int | None],
-                 fetch_max_wait_ms: int = 100) -> None:
+                 fetch_max_wait_ms: int) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.security = security
