@@ -186,6 +186,7 @@ class InputForwarder:
         self.in_flight: dict[int, deque[int]] = {}  # partition -> last input offset of each unprocessed batch
         self.waiting: dict[int, list[InputRecord]] = {}  # partition -> fetched records not forwarded yet
         self.waiting_since: dict[int, float] = {}
+        self.fresh: set[int] = set()  # partitions with records held since their last due_batches
         self.committed: dict[int, int] = {}
         self.changed = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
@@ -235,6 +236,7 @@ class InputForwarder:
             self.waiting_since[partition] = time.monotonic()
         self.waiting.setdefault(partition, []).extend(
             InputRecord(m.offset, m.timestamp, m.key, m.value) for m in messages)
+        self.fresh.add(partition)
 
     async def _forward_due(self) -> None:
         now = time.monotonic()
@@ -248,7 +250,12 @@ class InputForwarder:
                 in_flight.clear()  # unknown until the lifecycle has processed a batch of this partition
             while in_flight and in_flight[0] <= processed:
                 in_flight.popleft()
-            batches, keep = due_batches(waiting, len(in_flight), now - self.waiting_since[partition])
+            waited = now - self.waiting_since[partition]
+            if (len(in_flight) >= MAX_IN_FLIGHT_BATCHES and waited < MAX_HOLD_SECONDS
+                    and partition not in self.fresh):
+                continue  # nothing new since due_batches kept these records: it would keep them again
+            self.fresh.discard(partition)
+            batches, keep = due_batches(waiting, len(in_flight), waited)
             if not batches:
                 continue
             now_ms = int(time.time() * 1000)
@@ -286,6 +293,7 @@ class InputForwarder:
         # lifecycle processed) or the seek below: what waited or was in flight is read again.
         self.waiting.clear()
         self.in_flight.clear()
+        self.fresh.clear()
         if not added:
             return
         resume = await self._resume_offsets(added)
