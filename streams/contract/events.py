@@ -161,7 +161,13 @@ def _new_event(event_id: str, type: str, occurred_at_ms: int, contact_id: str | 
 def format_ms(epoch_ms: int) -> str:
     """Epoch milliseconds as RFC 3339 UTC, e.g. 2026-11-22T08:00:00.000Z."""
     seconds, millis = divmod(epoch_ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+    return f"{_format_second(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _format_second(seconds: int) -> str:
+    # Outcome records format several times per contact, mostly recent seconds: strftime is most of the cost.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_occurred_at(value: object) -> int:
