@@ -1,5 +1,5 @@
-"""Kafka helpers shared by the worker and the command line: partition discovery, and a fix
-that keeps aiokafka producers tracking every topic they send to.
+"""Kafka helpers shared by the worker and the command line: partition discovery, the partition of
+a key, and a fix that keeps aiokafka producers tracking every topic they send to.
 
 aiokafka 0.14 asks the broker for the metadata of the topics a client tracks, and
 replaces what it knew with the answer. A producer starts knowing every topic (it
@@ -20,6 +20,7 @@ affected. Pinned, with the bug itself, by tests/integration/test_producer_metada
 from __future__ import annotations
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.settings import Settings
 
@@ -34,6 +35,11 @@ async def existing_partitions(settings: Settings, topic: str) -> int | None:
         return len(partitions) if partitions else None
     finally:
         await client.close()
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java's and aiokafka's: murmur2) picks for `key`."""
+    return DefaultPartitioner()(key, list(range(partitions)), None)
 
 
 def track_sent_topics(producer: AIOKafkaProducer) -> AIOKafkaProducer:

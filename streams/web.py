@@ -104,7 +104,7 @@ def register_views(pipeline) -> None:
     async def one_queue(self, request, queue):
         if not pipeline.ready:
             return self.json({"error": "not ready: recovery in progress"}, status=503)
-        owners = {str(app.router.key_store("queues", queue_key(queue, channel))) for channel in CHANNELS}
+        owners = {owner for channel in CHANNELS if (owner := pipeline.queue_owner_url(queue_key(queue, channel)))}
         records, unreachable = await gather(owners, queue)
         if not records:
             if unreachable:

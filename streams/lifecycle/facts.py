@@ -1,7 +1,8 @@
 """Facts: what the per-contact lifecycle tells the per-queue aggregation.
 
-A fact is a small dict sent on the internal queue-facts topic, keyed by queue
-and channel. Two families:
+A fact is a small dict sent on the internal queue-facts topic to the partition of
+its queue and channel (`queue_key`); one message carries the facts of every queue
+of that partition from one lifecycle message (`facts_message`). Two families:
 
 - gauge deltas (`g`): a contact started or stopped waiting, holding or being
   connected; sent as soon as the event arrives, so current-state gauges are live;
@@ -15,6 +16,10 @@ only if `src` is beyond what it has applied from that source (see queues.state).
 """
 
 from __future__ import annotations
+
+import orjson
+
+from streams import json_bytes
 
 GAUGE = "g"
 ENQUEUED = "enq"
@@ -49,6 +54,27 @@ def split_queue_key(key: str) -> tuple[str, str]:
     """Inverse of queue_key: (queue, channel)."""
     channel, _, queue = key.partition(":")
     return queue, channel
+
+
+def facts_message(by_queue: dict[str, list[dict]]) -> bytes:
+    """One facts message: {queue key: [facts in order]}, every key of one partition of the facts topic."""
+    return json_bytes.dumps(by_queue)
+
+
+def read_facts_message(key: bytes | None, value: bytes) -> dict[str, list[dict]]:
+    """The facts of one facts message by queue key.
+
+    Also reads the earlier layout (one message per queue: key = queue key, value =
+    its facts), which a worker upgraded in place may still find in the topic.
+    """
+    payload = orjson.loads(value)
+    if isinstance(payload, list):
+        if key is None:
+            raise ValueError("a one-queue facts message without its queue key")
+        return {key.decode(): payload}
+    if not isinstance(payload, dict):
+        raise ValueError(f"not a facts message: {type(payload).__name__}")  # noqa: TRY004 (read errors are ValueError)
+    return payload
 
 
 def is_short_abandon(wait_ms: int, short_abandon_seconds: float) -> bool:
