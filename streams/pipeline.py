@@ -215,6 +215,7 @@ class Pipeline:
             },
             logging_config=None,
             producer_max_batch_size=s.producer_max_batch_bytes,
+            producer_linger=0.01,
         )
         partitions = s.partitions
         # internal=True: the worker creates these topics when missing, with `partitions`
@@ -245,9 +246,10 @@ class Pipeline:
             # before the store is opened (on start). Same bytes, so existing state reads as before.
             table.key_serializer = table.value_serializer = "callpulse-table-json"
         self.contacts.on_recover(self._rebuild_index)
-        # Every write of these two goes through BatchedTable (streams.table_batches: one writer per table).
+        # Every write of these three goes through BatchedTable (streams.table_batches: one writer per table).
         self.contact_table = BatchedTable(app, self.contacts, on_unsent=self._on_output_unsent)
         self.agent_table = BatchedTable(app, self.agents, on_unsent=self._on_output_unsent)
+        self.queue_table = BatchedTable(app, self.queues, on_unsent=self._on_output_unsent)
         lifecycle_channel = app.topic(f"{s.app_id}-input-batches", f"{s.app_id}-ticks", key_serializer="raw",
                                       value_serializer="raw", partitions=partitions, internal=True)
         app.agent(lifecycle_channel, name="lifecycle")(self._lifecycle_agent)
@@ -704,17 +706,24 @@ class Pipeline:
                 log.error("skipping an unreadable message at %s[%d]@%d: %s", message.topic, message.partition,
                           message.offset, problem)
                 continue
+            partition = message.partition
+            # The newest state of every queue of an owned partition is in queue_exports (rebuilt
+            # from the table after each recovery, updated with every write): no read and decode.
+            missing = [key for key in by_queue if key not in self.queue_exports]
+            stored = self.queue_table.get_many(partition, missing)
+            writes: dict[str, dict] = {}
             for key, items in by_queue.items():
-                state = self.queues.get(key) or qs.new_queue_state()
+                state = self.queue_exports.get(key) or stored.get(key) or qs.new_queue_state()
                 queue, _channel = f.split_queue_key(key)
                 targets = self.config.targets_for(queue)
                 changed = False
                 for item in items:
                     changed |= qs.apply_fact(state, item, targets, zone, self.wait_edges)
                 if changed:
-                    state["p"] = message.partition
-                    self.queues[key] = state
-                    self.queue_exports[key] = state
+                    state["p"] = partition
+                    writes[key] = state
+            await self.queue_table.put_many(partition, writes)
+            self.queue_exports.update(writes)
 
     async def _publish_queue_stats(self) -> None:
         from streams.queues.windows import snapshot
