@@ -50,21 +50,17 @@ def test_no_owner_before_an_assignment(pipeline):
 def test_facts_go_as_one_message_per_partition_with_each_queue_in_order(pipeline):
     sent: list[tuple] = []
 
-    async def send(topic, key, value, partition, timestamp, headers):
-        sent.append((topic, key, partition, f.read_facts_message(key, value)))
-        delivered = asyncio.get_running_loop().create_future()
-        delivered.set_result(None)
-        return delivered
+    async def send(*, key, value, partition):
+        sent.append((key, partition, f.read_facts_message(key, value)))
 
-    pipeline.app.producer.send = send
+    pipeline.facts_topic.send = send
     facts = [{"q": queue, "c": "voice", "k": "g", "src": [0, 1, 2, i]}
              for i, queue in enumerate(["sales", "billing", "sales", "tech", "billing", "sales"])]
     asyncio.run(pipeline._send_facts(facts))
 
-    topic = pipeline.facts_topic.get_topic_name()
-    assert {s[0] for s in sent} == {topic} and all(s[1] is None for s in sent)
-    assert len({s[2] for s in sent}) == len(sent), "one message per partition"
-    received = {key: items for _topic, _key, partition, by_queue in sent for key, items in by_queue.items()
+    assert all(key is None for key, _partition, _by_queue in sent)
+    assert len({partition for _key, partition, _by_queue in sent}) == len(sent), "one message per partition"
+    received = {key: items for _key, partition, by_queue in sent for key, items in by_queue.items()
                 if key_partition(key.encode(), 8) == partition}
     assert received == {
         "voice:sales": [facts[0], facts[2], facts[5]],
