@@ -34,7 +34,7 @@ import asyncio
 import heapq
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -480,10 +480,12 @@ class Pipeline:
         agents_written: set[str] = set()
         facts: list[dict] = []
         records: list[dict] = []
+        processed: Counter = Counter()  # event type -> processed events (health counters, once per batch)
+        late = 0
         for index, event in events:
             position = base + index
             if event.is_agent_event:
-                if self._on_agent_event(event, partition, position, agents):
+                if self._on_agent_event(event, partition, position, agents, processed):
                     agents_written.add(event.agent_id)
             else:
                 contact_id = event.contact_id
@@ -501,7 +503,9 @@ class Pipeline:
                     facts += old_facts
                     records += old_records
                     continue
-                self.health.processed(event.type, late=outcome.late)
+                processed[event.type] += 1
+                if outcome.late:
+                    late += 1
                 sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, batch_offset], index * FACTS_PER_EVENT)
                 mine = changed.setdefault(contact_id, ([], []))
                 mine[0].extend(sent)
@@ -511,6 +515,7 @@ class Pipeline:
             if event.occurred_at_ms > clock.stream_time_ms:
                 clock.stream_time_ms = event.occurred_at_ms
         clock.last_event_monotonic = time.monotonic()
+        self.health.processed_batch(processed, late)
         contact_writes: dict[str, dict] = {}
         for contact_id, (contact_facts, contact_records) in changed.items():
             state = contacts[contact_id]
@@ -539,8 +544,12 @@ class Pipeline:
         await self.dead_letter_topic.send(key=record.key, value=json_bytes.dumps(out))
         self.health.rejected(problem.reason)
 
-    def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict | None]) -> bool:
-        """Apply an agent event to its state in `agents`; True when the state is to be written."""
+    def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict | None],
+                        processed: Counter) -> bool:
+        """Apply an agent event to its state in `agents`; True when the state is to be written.
+
+        A processed event is counted in `processed` (by type).
+        """
         agent_id = event.agent_id
         state, result = apply_agent_event(agents[agent_id], event, position)
         if result == "duplicate":
@@ -550,7 +559,7 @@ class Pipeline:
         if result == "replay":
             return True  # written again, like a replayed contact (see _on_batch)
         state["p"] = partition
-        self.health.processed(event.type)
+        processed[event.type] += 1
         return True
 
     @staticmethod
