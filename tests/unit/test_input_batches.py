@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import zlib
+
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.input_batches import (
     MAX_BATCH_BYTES,
+    MAX_FRAME_BYTES,
     MAX_HOLD_SECONDS,
     MAX_IN_FLIGHT_BATCHES,
     MAX_RECORDS_PER_BATCH,
@@ -15,6 +20,7 @@ from streams.input_batches import (
     decode_batch,
     due_batches,
     encode_batch,
+    encode_frames,
     split_batches,
 )
 
@@ -46,6 +52,32 @@ def test_values_with_newlines_and_invalid_utf8_survive():
 def test_anything_else_is_refused(frame):
     with pytest.raises((ValueError, KeyError, TypeError)):
         decode_batch(frame)
+
+
+def test_a_frame_is_compressed_and_an_uncompressed_one_still_reads():
+    records = [InputRecord(i, 1_795_000_000_000 + i, b"contact-%d" % i,
+                           b'{"event_id":"e-%d","type":"contact.queued","queue":"sales"}' % i) for i in range(500)]
+    frame = encode_batch(3, records, 9)
+    plain = zlib.decompress(frame)
+    assert plain.startswith(b'{"v":1,') and len(frame) * 5 < len(plain)
+    # As workers before compression wrote it (a rolling upgrade reads their batches).
+    assert decode_batch(plain).records == records
+    assert decode_batch(frame).records == records
+
+
+def test_a_frame_that_does_not_compress_below_the_limit_is_split_in_order():
+    records = [InputRecord(i, None, None, os.urandom(100_000)) for i in range(25)]  # random: incompressible
+    frames = encode_frames(1, records, 0)
+    assert len(frames) > 2 and all(len(frame) <= MAX_FRAME_BYTES for frame in frames)
+    assert [r for frame in frames for r in decode_batch(frame).records] == records
+    compressible = [InputRecord(i, None, None, b"x" * 1000) for i in range(3000)]
+    assert len(encode_frames(1, compressible, 0)) == 1
+
+
+def test_a_corrupt_compressed_frame_is_refused_as_a_value_error():
+    frame = encode_batch(0, [InputRecord(1, None, None, orjson.dumps({"a": 1}))], 0)
+    with pytest.raises(ValueError, match="not an input batch"):
+        decode_batch(frame[:-3])
 
 
 def test_an_empty_batch_is_refused():
@@ -89,6 +121,18 @@ def test_full_batches_go_even_while_the_lifecycle_is_behind():
     assert batches == [waiting[:MAX_RECORDS_PER_BATCH]] and keep == waiting[MAX_RECORDS_PER_BATCH:]
     exactly_full = waiting_records(MAX_RECORDS_PER_BATCH)
     assert due_batches(exactly_full, MAX_IN_FLIGHT_BATCHES, waited_seconds=0.0) == ([exactly_full], [])
+
+
+def test_in_a_backlog_a_part_batch_waits_for_the_records_still_unread():
+    waiting = waiting_records(MAX_RECORDS_PER_BATCH // 3)
+    assert due_batches(waiting, 0, waited_seconds=0.0, unread=10 * MAX_RECORDS_PER_BATCH) == ([], waiting)
+    # Caught up: it goes at once again, and nothing waits longer than the hold.
+    assert due_batches(waiting, 0, waited_seconds=0.0, unread=0) == ([waiting], [])
+    assert due_batches(waiting, 0, waited_seconds=MAX_HOLD_SECONDS, unread=50) == ([waiting], [])
+    # Full batches go at once; the rest waits.
+    more = waiting_records(MAX_RECORDS_PER_BATCH + 7)
+    assert due_batches(more, 0, waited_seconds=0.0, unread=50) == ([more[:MAX_RECORDS_PER_BATCH]],
+                                                                   more[MAX_RECORDS_PER_BATCH:])
 
 
 def test_nothing_waits_longer_than_the_hold():
