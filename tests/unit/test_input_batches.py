@@ -126,13 +126,18 @@ def test_full_batches_go_even_while_the_lifecycle_is_behind():
 def test_in_a_backlog_a_part_batch_waits_for_the_records_still_unread():
     waiting = waiting_records(MAX_RECORDS_PER_BATCH // 3)
     assert due_batches(waiting, 0, waited_seconds=0.0, unread=10 * MAX_RECORDS_PER_BATCH) == ([], waiting)
-    # Caught up: it goes at once again, and nothing waits longer than the hold.
+    # Caught up, or too few unread records to fill the batch: it goes at once (live traffic).
     assert due_batches(waiting, 0, waited_seconds=0.0, unread=0) == ([waiting], [])
-    assert due_batches(waiting, 0, waited_seconds=MAX_HOLD_SECONDS, unread=50) == ([waiting], [])
+    assert due_batches(waiting, 0, waited_seconds=0.0, unread=50) == ([waiting], [])
+    fill = MAX_RECORDS_PER_BATCH - len(waiting)
+    assert due_batches(waiting, 0, waited_seconds=0.0, unread=fill - 1) == ([waiting], [])
+    assert due_batches(waiting, 0, waited_seconds=0.0, unread=fill) == ([], waiting)
+    # Nothing waits longer than the hold.
+    assert due_batches(waiting, 0, waited_seconds=MAX_HOLD_SECONDS, unread=10 * fill) == ([waiting], [])
     # Full batches go at once; the rest waits.
     more = waiting_records(MAX_RECORDS_PER_BATCH + 7)
-    assert due_batches(more, 0, waited_seconds=0.0, unread=50) == ([more[:MAX_RECORDS_PER_BATCH]],
-                                                                   more[MAX_RECORDS_PER_BATCH:])
+    assert due_batches(more, 0, waited_seconds=0.0, unread=MAX_RECORDS_PER_BATCH) == (
+        [more[:MAX_RECORDS_PER_BATCH]], more[MAX_RECORDS_PER_BATCH:])
 
 
 def test_nothing_waits_longer_than_the_hold():
