@@ -42,13 +42,8 @@ class PipelineHealth:
         for reason in REJECT_REASONS:
             self.events_rejected.labels(reason=reason)
 
-    def processed(self, event_type: str, late: bool = False) -> None:
-        self._events_by_type[event_type].inc()
-        if late:
-            self.events_late.inc()
-
     def processed_batch(self, types: Tally, late: int) -> None:
-        """`processed` for a whole batch: how many events of each type, and how many were late."""
+        """Count a batch's processed events: how many of each type, and how many were late."""
         for event_type, count in types.items():
             self._events_by_type[event_type].inc(count)
         if late:

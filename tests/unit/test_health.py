@@ -35,7 +35,7 @@ def test_a_batch_observed_at_once_exposes_what_one_observe_per_event_did():
 def test_a_batch_of_event_types_counts_each_type_and_the_late_ones():
     health = PipelineHealth()
     health.processed_batch(Counter({"contact.queued": 3, "agent.state_changed": 2}), late=1)
-    health.processed("contact.queued", late=True)
+    health.processed_batch(Counter({"contact.queued": 1}), late=1)
     lines = exposition(health.registry)
     assert f'{cat.EVENTS.name}{{type="contact.queued"}} 4.0' in lines
     assert f'{cat.EVENTS.name}{{type="agent.state_changed"}} 2.0' in lines
