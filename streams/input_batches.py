@@ -289,12 +289,12 @@ class InputForwarder:
             while in_flight and in_flight[0] <= processed:
                 in_flight.popleft()
             waited = now - self.waiting_since[partition]
-            highwater = self.consumer.highwater(TopicPartition(self.input_topic, partition))
-            unread = 0 if highwater is None else highwater - (waiting[-1].offset + 1)
             if (len(in_flight) >= MAX_IN_FLIGHT_BATCHES and waited < MAX_HOLD_SECONDS
                     and partition not in self.fresh):
                 continue  # nothing new since due_batches kept these records: it would keep them again
             self.fresh.discard(partition)
+            highwater = self.consumer.highwater(TopicPartition(self.input_topic, partition))
+            unread = 0 if highwater is None else highwater - (waiting[-1].offset + 1)
             batches, keep = due_batches(waiting, len(in_flight), waited, unread)
             if not batches:
                 continue
