@@ -30,6 +30,7 @@ class BenchOptions:
     output: Path
     profile: bool
     producer_max_batch_bytes: int
+    repeat: int
 
 
 def _steps(text: str) -> tuple[str, ...]:
@@ -101,6 +102,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--producer-max-batch-bytes", type=int, default=0, metavar="BYTES",
                    help="the workers' CALLPULSE_PRODUCER_MAX_BATCH_BYTES (default 0: the worker's own "
                         "default, 1,000,000; 16384 is Faust's)")
+    p.add_argument("--repeat", type=_positive_int, default=3,
+                   help="runs of the raw and pipeline steps, each on a fresh broker and backlog (default 3):"
+                        " single runs of the pipeline differ by up to 20%%, so the headline throughput is"
+                        " the run with the median ratio, and results.json lists every run")
     p.add_argument("--profile", action="store_true",
                    help="sample the pipeline worker with py-spy (must be on PATH or in the venv) and "
                         "write .bench/pipeline-profile.txt; sampling costs the worker a little CPU")
@@ -120,4 +125,4 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         probe_interval_seconds=args.probe_interval_seconds, latency_probe=args.latency_probe,
         load_linger_ms=args.load_linger_ms, contacts=args.contacts,
         timeout_seconds=args.timeout_seconds, seed=args.seed, output=args.output, profile=args.profile,
-        producer_max_batch_bytes=args.producer_max_batch_bytes)
+        producer_max_batch_bytes=args.producer_max_batch_bytes, repeat=args.repeat)

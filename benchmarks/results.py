@@ -16,6 +16,8 @@ TABLE_ROWS = (
     ("raw_events_per_s", "plain aiokafka consumer + orjson, events/s", "{:,.0f}"),
     ("pipeline_events_per_s", "callpulse pipeline (1 worker), events/s", "{:,.0f}"),
     ("ratio", "pipeline / plain consumer", "{:.4f}"),
+    ("throughput_runs_pipeline_events_per_s", "pipeline events/s of each run (--repeat)", "{}"),
+    ("throughput_median_run", "the run above (median ratio)", "{}"),
     ("pipeline_seconds", "pipeline: ready to last event processed, s", "{:.1f}"),
     ("pipeline_timed_out", "pipeline: timed out", "{}"),
     ("pipeline_events_processed", "pipeline: events processed", "{:,}"),

@@ -37,12 +37,13 @@ class BenchContext:
     bench_dir: Path
     data_root: Path
     progress: Progress
+    label: str = ""  # added to the names of the workers' log files (e.g. "-run2" of repeated runs)
     workers: list[BenchWorker] = field(default_factory=list)
 
     def worker(self, name: str, input_topic: str) -> BenchWorker:
         app_id = f"bench-{name}-{self.run_id}"
         worker = BenchWorker(self.bootstrap, app_id, input_topic, self.options.partitions,
-                             self.data_root / app_id, self.bench_dir / "logs" / f"{name}.log",
+                             self.data_root / app_id, self.bench_dir / "logs" / f"{name}{self.label}.log",
                              self.options.producer_max_batch_bytes)
         self.workers.append(worker)
         return worker

@@ -110,6 +110,7 @@ def test_default_options_run_every_step_at_full_size():
     assert options.latency_probe == "queues"
     assert options.load_linger_ms == 50
     assert options.producer_max_batch_bytes == 0
+    assert options.repeat == 3
 
 
 def test_skip_and_only_choose_steps_in_run_order():
@@ -119,7 +120,7 @@ def test_skip_and_only_choose_steps_in_run_order():
 
 @pytest.mark.parametrize("argv", [["--only", "speed"], ["--skip", ",".join(STEPS)], ["--events", "0"],
                                   ["--only", "raw", "--skip", "memory"], ["--latency-probe", "grafana"],
-                                  ["--load-linger-ms", "-1"]])
+                                  ["--load-linger-ms", "-1"], ["--repeat", "0"]])
 def test_bad_options_stop_with_a_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as stopped:
         parse_args(argv)
@@ -228,3 +229,14 @@ def test_a_warmup_takes_the_first_simulated_seconds_and_leaves_the_asked_number_
     assert traffic.first_event_ms >= start_ms + 5_000
     without = simulated_traffic(300, rate=200, seed=1, start_ms=start_ms)
     assert without.warmup == []
+
+
+def test_the_headline_run_is_the_one_with_the_median_ratio():
+    from benchmarks.run import median_run
+
+    runs = [{"ratio": 0.09, "pipeline_events_per_s": 15_000}, {"ratio": 0.07, "pipeline_events_per_s": 12_000},
+            {"ratio": 0.08, "pipeline_events_per_s": 14_000}]
+    assert median_run(runs) is runs[2]
+    assert median_run(runs[:2]) is runs[1]  # an even count: the lower middle run
+    assert median_run([{"ratio": None}, runs[0]]) is runs[0]  # a run that measured no ratio is left out
+    assert median_run([{"ratio": None}]) is None
