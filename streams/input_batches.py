@@ -39,6 +39,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -65,9 +66,12 @@ COMMIT_INTERVAL_SECONDS = 5.0
 TAIL_READ_SECONDS = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """One input message as the forwarder read it."""
+class InputRecord(NamedTuple):
+    """One input message as the forwarder read it.
+
+    A named tuple rather than a frozen dataclass: one is built per input record, twice
+    (when read, and when its batch is decoded), and a tuple is built several times faster.
+    """
 
     offset: int
     timestamp_ms: int | None

@@ -466,15 +466,22 @@ class Pipeline:
             return
         base = batch_offset * POSITIONS_PER_BATCH
         events: list[tuple[int, ev.Event]] = []
+        contact_ids: set[str] = set()
+        agent_ids: set[str] = set()
         for index, record in enumerate(batch.records):
             try:
-                events.append((index, parse_event(record.value)))
+                event = parse_event(record.value)
             except InvalidEvent as problem:
                 await self._dead_letter(record, partition, problem)
+                continue
+            events.append((index, event))
+            if event.type == ev.AGENT_STATE_CHANGED:
+                agent_ids.add(event.agent_id)
+            else:
+                contact_ids.add(event.contact_id)
         # Every state this batch touches, read at once; changed in place, written once.
-        contacts = self.contact_table.get_many(
-            partition, {event.contact_id for _, event in events if not event.is_agent_event})
-        agents = self.agent_table.get_many(partition, {event.agent_id for _, event in events if event.is_agent_event})
+        contacts = self.contact_table.get_many(partition, contact_ids)
+        agents = self.agent_table.get_many(partition, agent_ids)
         changed: dict[str, tuple[list[dict], list[dict]]] = {}  # contact -> (facts, records) of this batch
         replayed: set[str] = set()  # contacts whose stored state holds this batch already
         agents_written: set[str] = set()
@@ -484,7 +491,7 @@ class Pipeline:
         late = 0
         for index, event in events:
             position = base + index
-            if event.is_agent_event:
+            if event.type == ev.AGENT_STATE_CHANGED:
                 if self._on_agent_event(event, partition, position, agents, processed):
                     agents_written.add(event.agent_id)
             else:
@@ -564,8 +571,9 @@ class Pipeline:
 
     @staticmethod
     def _stamp(facts: list[dict], src: list[int], base_index: int) -> list[dict]:
-        for i, item in enumerate(facts):
-            item["src"] = src + [base_index + i]
+        source, partition, offset = src
+        for i, item in enumerate(facts, base_index):
+            item["src"] = [source, partition, offset, i]
         return facts
 
     async def _send_facts(self, facts: list[dict]) -> None:
