@@ -524,9 +524,10 @@ class Pipeline:
         clock.last_event_monotonic = time.monotonic()
         self.health.processed_batch(processed, late)
         contact_writes: dict[str, dict] = {}
+        committed = self._committed_offsets(partition)
         for contact_id, (contact_facts, contact_records) in changed.items():
             state = contacts[contact_id]
-            self._keep_in_outbox(state, f.SRC_INPUT, partition, batch_offset, contact_facts, contact_records)
+            self._keep_in_outbox(state, f.SRC_INPUT, batch_offset, contact_facts, contact_records, committed)
             contact_writes[contact_id] = state
             self._index(partition, contact_id, state)
         for contact_id in replayed:
@@ -603,13 +604,21 @@ class Pipeline:
                 return entry[2], entry[3]
         return [], []
 
-    def _keep_in_outbox(self, state: dict, source: int, partition: int, offset: int,
-                        facts: list[dict], records: list[dict]) -> None:
-        """Remember this message's output until its offset is committed (then it is never replayed)."""
-        topics = (self.batch_topic.get_topic_name(), self.tick_topic.get_topic_name())
-        committed = self.app.consumer._committed_offset  # Faust's committed offsets, by TP
-        kept = [entry for entry in state.get("out") or ()
-                if entry[1] >= (committed.get(TP(topics[entry[0]], partition)) or 0)]
+    def _committed_offsets(self, partition: int) -> tuple[int, int]:
+        """Faust's committed offsets of the input batches and ticks of `partition` (0 when none), by source."""
+        committed = self.app.consumer._committed_offset  # by TP
+        return (committed.get(TP(self.batch_topic.get_topic_name(), partition)) or 0,
+                committed.get(TP(self.tick_topic.get_topic_name(), partition)) or 0)
+
+    @staticmethod
+    def _keep_in_outbox(state: dict, source: int, offset: int, facts: list[dict], records: list[dict],
+                        committed: tuple[int, int]) -> None:
+        """Remember this message's output until its offset is committed (then it is never replayed).
+
+        `committed` is _committed_offsets of the message's partition, read once per message.
+        """
+        out = state.get("out")
+        kept = [entry for entry in out if entry[1] >= committed[entry[0]]] if out else []
         if facts or records:
             kept.append([source, offset, facts, records])
         state["out"] = kept or None
@@ -620,6 +629,7 @@ class Pipeline:
         records: list[dict] = []
         states = self.contact_table.get_many(partition, tick["c"])
         writes: dict[str, dict | None] = {}  # None deletes
+        committed = self._committed_offsets(partition)
         for position, contact_id in enumerate(tick["c"]):
             state = states[contact_id]
             if state is None:
@@ -639,7 +649,7 @@ class Pipeline:
                 self._index(partition, contact_id, None)
             else:
                 state["tk"] = offset
-                self._keep_in_outbox(state, f.SRC_TICK, partition, offset, sent, outcome.records)
+                self._keep_in_outbox(state, f.SRC_TICK, offset, sent, outcome.records, committed)
                 writes[contact_id] = state
                 self._index(partition, contact_id, state)
             facts += sent
