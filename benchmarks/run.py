@@ -120,13 +120,15 @@ async def run_throughput(options: BenchOptions, group: tuple[str, ...], results:
         for step, error in run["errors"].items():
             results["errors"][f"{step}{label}"] = error
         results["throughput_runs"].append({key: run.get(key) for key in RUN_SUMMARY_KEYS})
-        headline = median_run(runs) or run
+        median = median_run(runs)
+        headline = median or run
         results.update({key: value for key, value in headline.items() if key not in ("step_seconds", "errors")})
-        results["throughput_median_run"] = runs.index(headline) + 1
+        results["pipeline_profiled"] = runs[0].get("pipeline_profiled")  # the profile is the first run's
+        results["throughput_median_run"] = runs.index(median) + 1 if median is not None else None
         results["throughput_runs_pipeline_events_per_s"] = " / ".join(
             f"{run['pipeline_events_per_s']:,.0f}" if run.get("pipeline_events_per_s") else "-" for run in runs)
         write()
-    if options.repeat > 1:
+    if options.repeat > 1 and results["throughput_median_run"] is not None:
         ratios = ", ".join(f"{run['ratio']:.4f}" for run in runs if run.get("ratio") is not None)
         progress.note(f"throughput: ratios of the {options.repeat} runs {ratios};"
                       f" the headline is run {results['throughput_median_run']} (the median)")

@@ -475,7 +475,7 @@ class Pipeline:
                 await self._dead_letter(record, partition, problem)
                 continue
             events.append((index, event))
-            if event.type == ev.AGENT_STATE_CHANGED:
+            if event.is_agent_event:
                 agent_ids.add(event.agent_id)
             else:
                 contact_ids.add(event.contact_id)
@@ -491,7 +491,7 @@ class Pipeline:
         late = 0
         for index, event in events:
             position = base + index
-            if event.type == ev.AGENT_STATE_CHANGED:
+            if event.is_agent_event:
                 if self._on_agent_event(event, partition, position, agents, processed):
                     agents_written.add(event.agent_id)
             else:
