@@ -70,7 +70,12 @@ DEAD_LETTER_TOPIC = "callpulse.dead-letter"
 OUTCOMES_TOPIC = "callpulse.contact-outcomes"
 QUEUE_STATS_TOPIC = "callpulse.queue-stats"
 MAX_TICK_CONTACTS = 2000
-SWEEP_INTERVAL_SECONDS = 1.0
+SWEEP_INTERVAL_SECONDS = 1.0  # each owned partition gets a tick this often
+# The interval is cut into this many slots, and partition p's tick goes in slot p % SWEEP_SLOTS:
+# the lifecycle agent then meets one tick at a time between input batches, not all the
+# partitions' ticks in a row (with 8 partitions that was about 0.35 s in which no batch was
+# processed, every second: README, performance).
+SWEEP_SLOTS = 8
 TICK_POSITION_STRIDE = 10_000  # src index of a tick fact: contact position * stride + fact index
 # An event's position (its "offset" in the contact state) is batch offset * this + its index in
 # the batch: unique, increasing, and the same when a batch is replayed.
@@ -165,6 +170,7 @@ class Pipeline:
         self.agent_exports: dict[str, dict] = {}  # agent id -> agent state
         self.queue_partitions: dict[str, int] = {}  # queue key -> its facts partition (queue_partition)
         self.ready = False
+        self.sweep_slot = -1  # the slot of the last sweep (see SWEEP_SLOTS)
         self.app = self._create_app()
         self.forwarder = InputForwarder(
             bootstrap_servers=settings.bootstrap_servers, security=settings.aiokafka_security(),
@@ -257,7 +263,7 @@ class Pipeline:
         app.agent(lifecycle_channel, name="lifecycle")(self._lifecycle_agent)
         app.task(self._run_forwarder)
         app.agent(self.facts_topic, name="queue-aggregation")(self._queue_agent)
-        app.timer(SWEEP_INTERVAL_SECONDS, name="sweep")(self._sweep)
+        app.timer(SWEEP_INTERVAL_SECONDS / SWEEP_SLOTS, name="sweep")(self._sweep)
         app.timer(self.config.processing.queue_stats_interval_seconds, name="queue-stats")(self._publish_queue_stats)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -673,13 +679,15 @@ class Pipeline:
         return clock.stream_time_ms - self.limits.skew_ms
 
     async def _sweep(self) -> None:
+        """Send a tick to the owned partitions of the next slot (each partition's every SWEEP_INTERVAL_SECONDS)."""
         if not self.ready or self.app.rebalancing:
             return
-        await self.offsets.read_missing_again()
+        self.sweep_slot = slot = (self.sweep_slot + 1) % SWEEP_SLOTS
+        if slot == 0:
+            await self.offsets.read_missing_again()
         now = time.monotonic()
         tick_topic = self.tick_topic.get_topic_name()
-        owned = self.active_partitions(self.batch_topic.get_topic_name())
-        for partition in owned:
+        for partition in sweep_slot_partitions(self.active_partitions(self.batch_topic.get_topic_name()), slot):
             clock = self.clocks.get(partition)
             if clock is None or (clock.stream_time_ms == 0 and not self.due[partition]):
                 continue
@@ -744,6 +752,11 @@ class Pipeline:
             record = snapshot(queue, channel, state, now, self.config.zone, self.config.targets_for(queue),
                               self.limits.expiry_ms)
             await self.queue_stats_topic.send(key=key.encode(), value=json_bytes.dumps(record))
+
+
+def sweep_slot_partitions(owned: set[int], slot: int) -> list[int]:
+    """The partitions of `owned` whose tick goes in sweep slot `slot` (see SWEEP_SLOTS), in order."""
+    return sorted(partition for partition in owned if partition % SWEEP_SLOTS == slot)
 
 
 def outcome_record(record: dict) -> dict:
