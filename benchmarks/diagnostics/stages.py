@@ -6,10 +6,7 @@ import sys
 
 import orjson
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+from benchmarks.stats import percentile
 
 
 def main(path: str) -> None:
@@ -18,8 +15,8 @@ def main(path: str) -> None:
     print(f"{'stage (ms)':18} {'n':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
     for name, values in samples.items():
         if values:
-            print(f"{name:18} {len(values):6} {percentile(values, 0.5):7.0f} {percentile(values, 0.9):7.0f}"
-                  f" {percentile(values, 0.99):7.0f} {max(values):7.0f}")
+            print(f"{name:18} {len(values):6} {percentile(values, 50):7.0f} {percentile(values, 90):7.0f}"
+                  f" {percentile(values, 99):7.0f} {max(values):7.0f}")
         else:
             print(f"{name:18} {0:6}")
 

@@ -34,5 +34,5 @@ def test_the_summary_prints_each_stage_with_its_percentiles(tmp_path, capsys):
     path.write_bytes(orjson.dumps({"forwarded": [float(v) for v in range(1, 101)], "on_tick": []}))
     stages.main(str(path))
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["forwarded", "100", "51", "91", "100", "100"]
+    assert lines[1].split() == ["forwarded", "100", "50", "90", "99", "100"]
     assert lines[2].split() == ["on_tick", "0"]
