@@ -31,7 +31,7 @@ import os
 import time
 
 OUTPUT = os.environ.get("BENCH_STAGES_OUT")
-MARKER = b"bench-latency"  # benchmarks.workload.MARKER_QUEUE
+MARKER = b"bench-latency"  # benchmarks.workload.MARKER_QUEUE (not importable at start-up; a test pins it)
 DUMP_EVERY_SECONDS = 5.0
 
 

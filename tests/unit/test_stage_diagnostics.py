@@ -36,3 +36,15 @@ def test_the_summary_prints_each_stage_with_its_percentiles(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == ["forwarded", "100", "50", "90", "99", "100"]
     assert lines[2].split() == ["on_tick", "0"]
+
+
+def test_the_marker_it_looks_for_is_the_benchs_marker_queue():
+    # The worker cannot import benchmarks.workload at start-up (not installed), so the name is repeated.
+    import importlib.util
+
+    from benchmarks.workload import MARKER_QUEUE
+
+    spec = importlib.util.spec_from_file_location("stage_timing", DIAGNOSTICS / "sitecustomize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # installs nothing: BENCH_STAGES_OUT is not set here
+    assert module.MARKER == MARKER_QUEUE.encode()
