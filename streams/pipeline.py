@@ -279,6 +279,26 @@ class Pipeline:
         track_sent_topics_in_faust(app)  # several topics, some created after start (streams/kafka.py)
         return app
 
+    async def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None,
+                       must_deliver: bool = True) -> None:
+        """Hand one message to Faust's producer (key None and no partition: aiokafka's partitioner picks).
+
+        Not Topic.send: that goes through App.maybe_start_producer, whose stampede guard
+        yields to the event loop three times per message, so an agent sending a tick's
+        outcome records waited tens of milliseconds for other tasks between them
+        (README: performance). Faust's consumer flushes this producer before each commit.
+        A message that cannot be delivered stops the worker when `must_deliver`
+        (its input must not be committed without it), and is logged otherwise.
+        """
+        delivered = await self.app.producer.send(topic, key, value, partition, None, None)
+        delivered.add_done_callback(self._on_output_delivered if must_deliver else _log_undelivered)
+
+    def _on_output_delivered(self, delivered: asyncio.Future) -> None:
+        if delivered.cancelled() or delivered.exception() is None:
+            return
+        _log_undelivered(delivered)
+        asyncio.ensure_future(self.app.crash(RuntimeError(f"output not delivered: {delivered.exception()}")))
+
     def _on_changelog_unsent(self, problem: BaseException) -> None:
         """A changelog write failed for good: stop, rather than commit input whose state is not in Kafka."""
         asyncio.ensure_future(self.app.crash(RuntimeError(f"changelog records not delivered: {problem}")))
@@ -556,7 +576,7 @@ class Pipeline:
         out = dead_letter_record(
             raw=raw, reason=problem.reason, detail=problem.detail, topic=self.settings.input_topic,
             partition=partition, offset=record.offset, key=record.key, rejected_at_ms=self.wall_clock_ms())
-        await self.dead_letter_topic.send(key=record.key, value=json_bytes.dumps(out))
+        await self._produce(DEAD_LETTER_TOPIC, record.key, json_bytes.dumps(out))
         self.health.rejected(problem.reason)
 
     def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict | None],
@@ -587,16 +607,16 @@ class Pipeline:
     async def _send_facts(self, facts: list[dict]) -> None:
         """One message per partition of the facts topic, holding each of its queues' facts in order."""
         by_partition: dict[int, dict[str, list[dict]]] = {}
+        facts_topic = self.facts_topic.get_topic_name()
         for item in facts:
             key = f.queue_key(item["q"], item["c"])
             by_partition.setdefault(self.queue_partition(key), {}).setdefault(key, []).append(item)
         for partition, by_queue in by_partition.items():
-            await self.facts_topic.send(key=None, value=f.facts_message(by_queue), partition=partition)
+            await self._produce(facts_topic, None, f.facts_message(by_queue), partition)
 
     async def _send_records(self, records: list[dict]) -> None:
         for record in records:
-            await self.outcomes_topic.send(key=record["contact_id"].encode(),
-                                           value=json_bytes.dumps(outcome_record(record)))
+            await self._produce(OUTCOMES_TOPIC, record["contact_id"].encode(), json_bytes.dumps(outcome_record(record)))
 
     @staticmethod
     def _outbox(state: dict | None, source: int, offset: int) -> tuple[list[dict], list[dict]]:
@@ -752,7 +772,12 @@ class Pipeline:
             queue, channel = f.split_queue_key(key)
             record = snapshot(queue, channel, state, now, self.config.zone, self.config.targets_for(queue),
                               self.limits.expiry_ms)
-            await self.queue_stats_topic.send(key=key.encode(), value=json_bytes.dumps(record))
+            await self._produce(QUEUE_STATS_TOPIC, key.encode(), json_bytes.dumps(record), must_deliver=False)
+
+
+def _log_undelivered(delivered: asyncio.Future) -> None:
+    if not delivered.cancelled() and delivered.exception() is not None:
+        log.error("a message could not be delivered: %s", delivered.exception())
 
 
 def sweep_slot_partitions(owned: set[int], slot: int) -> list[int]:

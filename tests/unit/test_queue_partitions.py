@@ -50,10 +50,11 @@ def test_no_owner_before_an_assignment(pipeline):
 def test_facts_go_as_one_message_per_partition_with_each_queue_in_order(pipeline):
     sent: list[tuple] = []
 
-    async def send(*, key, value, partition):
+    async def produce(topic, key, value, partition=None):
+        assert topic == pipeline.facts_topic.get_topic_name()
         sent.append((key, partition, f.read_facts_message(key, value)))
 
-    pipeline.facts_topic.send = send
+    pipeline._produce = produce
     facts = [{"q": queue, "c": "voice", "k": "g", "src": [0, 1, 2, i]}
              for i, queue in enumerate(["sales", "billing", "sales", "tech", "billing", "sales"])]
     asyncio.run(pipeline._send_facts(facts))

@@ -1,0 +1,86 @@
+"""The worker's outputs (facts, outcome records, dead letters, queue stats): handed to the producer without yielding."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+import orjson
+import pytest
+
+from streams.config import load_config
+from streams.pipeline import OUTCOMES_TOPIC, Pipeline
+from streams.settings import Settings
+
+
+class RecordingProducer:
+    """Stands in for Faust's producer: send() returns the delivery future, as Faust's does."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, dict, int | None]] = []
+        self.deliveries: list[asyncio.Future] = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        self.sent.append((topic, key, orjson.loads(value), partition))
+        delivered = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivered)
+        return delivered
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    pipeline = Pipeline(Settings(data_dir=tmp_path, partitions=8), load_config(None))
+    pipeline.app.producer = RecordingProducer()
+    pipeline.crashes = []
+
+    async def crash(app, reason):
+        pipeline.crashes.append(reason)
+
+    pipeline.app.crash = types.MethodType(crash, pipeline.app)
+    return pipeline
+
+
+def records(count: int) -> list[dict]:
+    return [{"record": "left_queue", "contact_id": f"c-{i}", "queue": "sales", "channel": "voice",
+             "outcome": "answered", "enqueued_at_ms": 1_000, "left_queue_at_ms": 2_000, "wait_ms": 1_000,
+             "agent_id": "a-1", "t": 2_000} for i in range(count)]
+
+
+def run_without_yielding(coroutine) -> None:
+    """Run `coroutine` to its end in one step; fail if it gives the event loop a turn on the way."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    pytest.fail("yielded to the event loop")
+
+
+async def test_a_ticks_records_go_out_without_giving_other_tasks_a_turn(pipeline):
+    """Faust's Topic.send yields three times per message (App.maybe_start_producer's stampede guard)."""
+    run_without_yielding(pipeline._send_records(records(50)))
+    producer = pipeline.app.producer
+    assert [(topic, key, partition) for topic, key, _value, partition in producer.sent] == [
+        (OUTCOMES_TOPIC, f"c-{i}".encode(), None) for i in range(50)]  # keyed: the partitioner picks
+    assert producer.sent[0][2]["wait_seconds"] == 1.0  # as the contract publishes it
+    facts = [{"q": "sales", "c": "voice", "k": "g", "src": [0, 1, 2, i]} for i in range(5)]
+    run_without_yielding(pipeline._send_facts(facts))
+    assert len(producer.sent) == 51  # one facts message for the one partition
+
+
+async def test_an_undelivered_output_stops_the_worker(pipeline):
+    await pipeline._send_records(records(2))
+    pipeline.app.producer.deliveries[0].set_result(None)
+    pipeline.app.producer.deliveries[1].set_exception(RuntimeError("broker gone"))
+    for _ in range(3):  # the done callback, then the crash task
+        await asyncio.sleep(0)
+    assert [str(reason) for reason in pipeline.crashes] == ["output not delivered: broker gone"]
+
+
+async def test_an_undelivered_queue_snapshot_is_only_logged(pipeline, caplog):
+    await pipeline._produce("callpulse.queue-stats", b"voice:sales", b"{}", must_deliver=False)
+    pipeline.app.producer.deliveries[0].set_exception(RuntimeError("broker gone"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert pipeline.crashes == []
+    assert "could not be delivered: broker gone" in caplog.text
