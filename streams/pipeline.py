@@ -61,7 +61,7 @@ from streams.metrics.health import PipelineHealth
 from streams.platforms.agents import register_raw_agents
 from streams.queues import state as qs
 from streams.settings import Settings
-from streams.table_batches import BatchedTable, encode_value, flush_tables_before_commit
+from streams.table_batches import BatchedTable, encode_value
 from streams.web import register_views
 
 log = logging.getLogger("callpulse")
@@ -258,7 +258,6 @@ class Pipeline:
         self.contact_table = BatchedTable(app, self.contacts, on_unsent=self._on_changelog_unsent)
         self.agent_table = BatchedTable(app, self.agents, on_unsent=self._on_changelog_unsent)
         self.queue_table = BatchedTable(app, self.queues, on_unsent=self._on_changelog_unsent)
-        flush_tables_before_commit(app, (self.contact_table, self.agent_table, self.queue_table))
         lifecycle_channel = app.topic(f"{s.app_id}-input-batches", f"{s.app_id}-ticks", key_serializer="raw",
                                       value_serializer="raw", partitions=partitions, internal=True)
         app.agent(lifecycle_channel, name="lifecycle")(self._lifecycle_agent)

@@ -19,20 +19,9 @@ Recovery, standby replicas and rebalancing are Faust's, unchanged. The offset
 of the last changelog record goes to RocksDB when the broker confirms it, as
 Faust does for each message.
 
-**The writer does not wait for the broker.** `put_many` writes RocksDB and
-queues the changelog records; one sender task per partition hands them to
-aiokafka in write order. aiokafka accepts a partition's next record batch only
-once the previous one has gone out, and it keeps one produce request in
-flight per broker, so handing them over directly made the agents wait a
-produce round trip for most writes (about 50 ms of a tick's wall time in live
-traffic: README, performance). Records queued meanwhile go out together in
-the next batch. A partition's queue is bounded (MAX_UNSENT_BYTES): beyond it,
-`put_many` waits for the sender, as it always did.
-
 **At-least-once:** before it commits input offsets, Faust's consumer flushes
-its producer. `flush_tables_before_commit` makes that flush hand every queued
-changelog record to aiokafka first, and aiokafka's flush then waits for their
-delivery. No input offset is committed before the changelog holds its state.
+the aiokafka producer, and that waits for these record batches too. No input
+offset is committed before the changelog holds its state.
 
 **One writer per table:** records for the same key must reach the changelog in
 the order they were written. So every write of a table must go through this
@@ -40,8 +29,7 @@ class. Faust's own `table[key] = value` queues messages that would be sent
 later, and could reach the changelog after a newer write made here.
 
 It uses Faust's RocksDB store (`_db_for_partition`, `_dbs`, `offset_key`) and
-producer (`_ensure_producer`, and `flush`, which Faust's consumer awaits before
-each commit). This is private API, pinned by
+producer (`_ensure_producer`). This is private API, pinned by
 tests/unit/test_table_batches.py; check it when upgrading Faust.
 """
 
@@ -60,10 +48,6 @@ from faust.types import TP
 from streams import json_bytes
 
 log = logging.getLogger("callpulse.tables")
-
-# Changelog bytes a partition may have queued and not handed to aiokafka yet before put_many
-# waits (about one producer batch: CALLPULSE_PRODUCER_MAX_BATCH_BYTES defaults to 1,000,000).
-MAX_UNSENT_BYTES = 1_000_000
 
 # The tables' encoding: the bytes Faust's json codec writes, in exact-size objects. The
 # "callpulse-table-json" codec Faust uses for these tables (streams.pipeline) calls encode_value.
@@ -84,21 +68,13 @@ class BatchedTable:
         contacts = BatchedTable(app, app.Table("contacts", ...))
         states = contacts.get_many(partition, ["c1", "c2"])   # {"c1": {...}, "c2": None}
         await contacts.put_many(partition, {"c1": new_state, "c2": None})  # None deletes
-        await contacts.flush()  # every queued changelog record handed to aiokafka
     """
 
     def __init__(self, app: faust.App, table: faust.Table,
-                 on_unsent: Callable[[BaseException], None] | None = None,
-                 max_unsent_bytes: int = MAX_UNSENT_BYTES) -> None:
+                 on_unsent: Callable[[BaseException], None] | None = None) -> None:
         self.app = app
         self.table = table
         self.on_unsent = on_unsent
-        self.max_unsent_bytes = max_unsent_bytes
-        # Per partition: changelog records not handed to aiokafka yet (in write order), their
-        # size, and the task sending them.
-        self._unsent: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        self._unsent_bytes: dict[int, int] = {}
-        self._senders: dict[int, asyncio.Task] = {}
 
     def _db(self, partition: int):
         # Faust's store opens a partition's database on first use; it is open while the
@@ -116,73 +92,26 @@ class BatchedTable:
     async def put_many(self, partition: int, changes: Mapping[str, Any]) -> None:
         """Store `changes` (a value of None deletes the key) and queue them for the changelog.
 
-        RocksDB is written at once. The changelog records go to aiokafka in
-        write order, in the background, and are delivered before Faust's next
-        commit (see the module docstring). Waits only when the partition already
-        has more than max_unsent_bytes queued.
+        RocksDB is written at once. The changelog records are handed to aiokafka
+        before this returns, and are sent before Faust's next commit (see the
+        module docstring).
         """
         if not changes:
             return
         db = self._db(partition)
         writes = rocksdict.WriteBatch(raw_mode=True)
         records: list[tuple[bytes, bytes | None]] = []
-        size = 0
         for key, value in changes.items():
             key_bytes = encode_key(key)
             if value is None:
                 writes.delete(key_bytes)
                 records.append((key_bytes, None))
-                size += len(key_bytes)
             else:
                 value_bytes = encode_value(value)
                 writes.put(key_bytes, value_bytes)
                 records.append((key_bytes, value_bytes))
-                size += len(key_bytes) + len(value_bytes)
         db.write(writes)
-        sender = self._senders.get(partition)
-        if sender is not None and not sender.done() and self._unsent_bytes.get(partition, 0) >= self.max_unsent_bytes:
-            await asyncio.shield(sender)  # back-pressure: let the queue drain first
-        self._unsent.setdefault(partition, []).extend(records)
-        self._unsent_bytes[partition] = self._unsent_bytes.get(partition, 0) + size
-        sender = self._senders.get(partition)
-        if sender is None or sender.done():
-            sender = self._senders[partition] = asyncio.ensure_future(self._send_unsent(partition))
-            sender.add_done_callback(self._on_sender_done)
-
-    def unsent(self, partition: int) -> int:
-        """Changelog records of `partition` queued and not handed to aiokafka yet."""
-        return len(self._unsent.get(partition, ()))
-
-    async def flush(self) -> None:
-        """Wait until every queued changelog record is handed to aiokafka (whose flush waits for delivery).
-
-        Raises what a sender failed with, so that nothing is committed after a lost write.
-        """
-        while True:
-            senders = [task for task in self._senders.values() if not task.done()]
-            if not senders:
-                break
-            await asyncio.gather(*(asyncio.shield(task) for task in senders))
-        for task in self._senders.values():
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()
-
-    async def _send_unsent(self, partition: int) -> None:
-        unsent = self._unsent[partition]
-        while unsent:
-            records = unsent[:]
-            unsent.clear()
-            self._unsent_bytes[partition] = 0
-            await self._send_changelog(partition, records)
-
-    def _on_sender_done(self, task: asyncio.Task) -> None:
-        if task.cancelled():
-            return
-        problem = task.exception()
-        if problem is not None:
-            log.error("%s changelog records could not be handed to the producer: %s", self.table.name, problem)
-            if self.on_unsent is not None:
-                self.on_unsent(problem)
+        await self._send_changelog(partition, records)
 
     async def _send_changelog(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
         producer = self.app.producer._ensure_producer()
@@ -219,22 +148,3 @@ class BatchedTable:
             return  # revoked meanwhile: its next owner recovers from the changelog itself
         last = future.result().offset + count - 1
         store.set_persisted_offset(TP(self.table.changelog_topic.get_topic_name(), partition), last)
-
-
-def flush_tables_before_commit(app: faust.App, tables: Iterable[BatchedTable]) -> None:
-    """Make the flush of Faust's producer hand the tables' queued changelog records to aiokafka first.
-
-    Faust's consumer awaits `app.producer.flush()` before it commits offsets
-    (and the producer flushes when it stops); aiokafka's flush then waits for
-    every record batch it holds, these included.
-    """
-    producer = app.producer
-    flush_producer = producer.flush
-    tables = list(tables)
-
-    async def flush() -> None:
-        for table in tables:
-            await table.flush()
-        await flush_producer()
-
-    producer.flush = flush

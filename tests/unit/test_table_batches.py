@@ -12,7 +12,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 import streams.pipeline  # noqa: F401  (registers the "callpulse-table-json" codec)
-from streams.table_batches import BatchedTable, encode_key, encode_value, flush_tables_before_commit
+from streams.table_batches import BatchedTable, encode_key, encode_value
 
 
 class RecordingProducer:
@@ -21,7 +21,6 @@ class RecordingProducer:
     def __init__(self, max_batch_size: int = 16384) -> None:
         self.real = aiokafka.AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=max_batch_size)
         self.sent: list[tuple[str, int, list[tuple[bytes, bytes | None]], asyncio.Future]] = []
-        self.flushed_after: list[int] = []  # len(sent) at each flush of the producer
 
     def create_batch(self):
         return self.real.create_batch()
@@ -32,23 +31,6 @@ class RecordingProducer:
         delivered = asyncio.get_running_loop().create_future()
         self.sent.append((topic, partition, records, delivered))
         return delivered
-
-    async def flush(self):
-        self.flushed_after.append(len(self.sent))
-
-
-class GatedProducer(RecordingProducer):
-    """Takes a record batch only when the gate opens, as aiokafka does while the partition's previous batch is out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.waiting = asyncio.Event()  # a batch is waiting at the gate
-
-    async def send_batch(self, batch, topic, *, partition):
-        self.waiting.set()
-        await self.gate.wait()
-        return await super().send_batch(batch, topic, partition=partition)
 
 
 @pytest.fixture
@@ -82,7 +64,6 @@ def test_keys_and_values_are_the_bytes_faust_writes_for_the_table(app, table):
 async def test_put_many_writes_rocksdb_and_one_changelog_batch(app, table, producer):
     batched = BatchedTable(app, table)
     await batched.put_many(2, {"c-1": {"n": 1}, "c-2": {"n": 2}})
-    await batched.flush()
     assert batched.get_many(2, ["c-1", "c-2", "c-3"]) == {"c-1": {"n": 1}, "c-2": {"n": 2}, "c-3": None}
     [(topic, partition, records, _)] = producer.sent
     assert (topic, partition) == (table.changelog_topic.get_topic_name(), 2)
@@ -93,9 +74,8 @@ async def test_none_deletes_the_key_and_sends_a_tombstone(app, table, producer):
     batched = BatchedTable(app, table)
     await batched.put_many(0, {"c-1": {"n": 1}})
     await batched.put_many(0, {"c-1": None})
-    await batched.flush()
     assert batched.get_many(0, ["c-1"]) == {"c-1": None}
-    assert producer.sent[-1][2][-1] == (b'"c-1"', None)
+    assert producer.sent[-1][2] == [(b'"c-1"', None)]
 
 
 async def test_partitions_are_separate_databases(app, table, producer):
@@ -116,7 +96,6 @@ async def test_state_recovered_by_faust_reads_here(app, table, producer):
 async def test_delivery_stores_the_last_changelog_offset_like_faust(app, table, producer):
     batched = BatchedTable(app, table)
     await batched.put_many(1, {"c-1": {"n": 1}, "c-2": {"n": 2}, "c-3": {"n": 3}})
-    await batched.flush()
     delivered = producer.sent[0][3]
     tp = TP(table.changelog_topic.get_topic_name(), 1)
     assert table.data.persisted_offset(tp) is None
@@ -129,7 +108,6 @@ async def test_a_failed_delivery_is_reported_and_stores_no_offset(app, table, pr
     problems = []
     batched = BatchedTable(app, table, on_unsent=problems.append)
     await batched.put_many(1, {"c-1": {"n": 1}})
-    await batched.flush()
     producer.sent[0][3].set_exception(aiokafka.errors.KafkaTimeoutError())
     await asyncio.sleep(0)
     assert [type(problem) for problem in problems] == [aiokafka.errors.KafkaTimeoutError]
@@ -141,69 +119,7 @@ async def test_more_than_one_batch_of_records_goes_out_in_write_order(app, table
     batched = BatchedTable(app, table)
     changes = {f"c-{i}": {"pad": "x" * 200, "i": i} for i in range(20)}
     await batched.put_many(0, changes)
-    await batched.flush()
     assert len(producer.sent) > 1
     sent = [key for _, _, records, _ in producer.sent for key, _ in records]
     assert sent == [encode_key(key) for key in changes]
     assert [orjson.loads(value)["i"] for _, _, records, _ in producer.sent for _, value in records] == list(range(20))
-
-
-async def test_put_many_does_not_wait_for_the_producer_and_queued_records_go_out_together(app, table):
-    producer = app.producer._producer = GatedProducer()
-    batched = BatchedTable(app, table)
-    await batched.put_many(0, {"c-1": {"n": 1}})
-    await producer.waiting.wait()  # the first batch is at the gate
-    # That batch is not handed over, and still these return (the deadline only turns a hang into a failure).
-    await asyncio.wait_for(batched.put_many(0, {"c-2": {"n": 2}}), timeout=10)
-    await asyncio.wait_for(batched.put_many(0, {"c-1": {"n": 3}}), timeout=10)
-    assert batched.unsent(0) == 2
-    assert batched.get_many(0, ["c-1", "c-2"]) == {"c-1": {"n": 3}, "c-2": {"n": 2}}  # RocksDB at once
-    producer.gate.set()
-    await batched.flush()
-    assert [records for _, _, records, _ in producer.sent] == [
-        [(b'"c-1"', b'{"n":1}')],
-        [(b'"c-2"', b'{"n":2}'), (b'"c-1"', b'{"n":3}')],  # in write order, in one batch
-    ]
-    assert batched.unsent(0) == 0
-
-
-async def test_put_many_waits_once_the_partition_has_too_much_queued(app, table):
-    producer = app.producer._producer = GatedProducer()
-    batched = BatchedTable(app, table, max_unsent_bytes=10)
-    await batched.put_many(0, {"c-1": {"n": 1}})
-    await producer.waiting.wait()
-    await batched.put_many(0, {"c-2": {"n": 2}})  # queued: 14 bytes, over the limit
-    third = asyncio.ensure_future(batched.put_many(0, {"c-3": {"n": 3}}))
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert not third.done()
-    await batched.put_many(1, {"c-4": {"n": 4}})  # another partition's queue is separate
-    producer.gate.set()
-    await third
-    await batched.flush()
-    assert [key for _, partition, records, _ in producer.sent if partition == 0 for key, _ in records] == [
-        b'"c-1"', b'"c-2"', b'"c-3"']
-
-
-async def test_flush_raises_and_reports_when_records_cannot_be_handed_over(app, table, producer):
-    async def refuse(batch, topic, *, partition):
-        raise aiokafka.errors.ProducerClosed()
-
-    producer.send_batch = refuse
-    problems = []
-    batched = BatchedTable(app, table, on_unsent=problems.append)
-    await batched.put_many(1, {"c-1": {"n": 1}})
-    with pytest.raises(aiokafka.errors.ProducerClosed):
-        await batched.flush()
-    assert [type(problem) for problem in problems] == [aiokafka.errors.ProducerClosed]
-
-
-async def test_the_producer_flush_before_a_commit_hands_queued_records_over_first(app, table, producer):
-    """Faust's consumer awaits app.producer.flush() before it commits offsets."""
-    batched = BatchedTable(app, table)
-    flush_tables_before_commit(app, [batched])
-    await batched.put_many(1, {"c-1": {"n": 1}})
-    await batched.put_many(2, {"c-2": {"n": 2}})
-    await app.producer.flush()
-    assert producer.flushed_after == [2]  # aiokafka's flush came after both batches were handed over
-    assert batched.unsent(1) == batched.unsent(2) == 0
