@@ -473,6 +473,10 @@ class Pipeline:
                                          (message.offset + 1) * POSITIONS_PER_BATCH - 1)
                 while clock.waiting_ticks and clock.waiting_ticks[0][2]["o"] <= clock.input_offset:
                     await self._on_tick(*clock.waiting_ticks.pop(0))
+            # One turn for the other tasks per message: the stream hands over buffered messages
+            # without yielding, and the outputs no longer yield (_produce), so in a backlog the
+            # queue agent would wait while its facts pile up in memory (README: performance).
+            await asyncio.sleep(0)
 
     async def _on_batch(self, message, clock: PartitionClock) -> None:
         """Apply one batch of input events: every contact and agent read once and written once.
