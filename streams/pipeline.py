@@ -296,11 +296,14 @@ class Pipeline:
         if delivered.cancelled() or delivered.exception() is None:
             return
         _log_undelivered(delivered)
-        asyncio.ensure_future(self.app.crash(RuntimeError(f"output not delivered: {delivered.exception()}")))
+        self._stop(f"output not delivered: {delivered.exception()}")
 
     def _on_changelog_unsent(self, problem: BaseException) -> None:
         """A changelog write failed for good: stop, rather than commit input whose state is not in Kafka."""
-        asyncio.ensure_future(self.app.crash(RuntimeError(f"changelog records not delivered: {problem}")))
+        self._stop(f"changelog records not delivered: {problem}")
+
+    def _stop(self, reason: str) -> None:
+        asyncio.ensure_future(self.app.crash(RuntimeError(reason)))
 
     async def _run_forwarder(self) -> None:
         try:
