@@ -278,9 +278,11 @@ class Pipeline:
         track_sent_topics_in_faust(app)  # several topics, some created after start (streams/kafka.py)
         return app
 
-    async def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None,
+    async def produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None,
                        must_deliver: bool = True) -> None:
         """Hand one message to Faust's producer (key None and no partition: aiokafka's partitioner picks).
+
+        Every output of the worker goes through here (the platform adapters' too).
 
         Not Topic.send: that goes through App.maybe_start_producer, whose stampede guard
         yields to the event loop three times per message, so an agent sending a tick's
@@ -477,7 +479,7 @@ class Pipeline:
                 while clock.waiting_ticks and clock.waiting_ticks[0][2]["o"] <= clock.input_offset:
                     await self._on_tick(*clock.waiting_ticks.pop(0))
             # One turn for the other tasks per message: the stream hands over buffered messages
-            # without yielding, and the outputs no longer yield (_produce), so in a backlog the
+            # without yielding, and the outputs no longer yield (produce), so in a backlog the
             # queue agent would wait while its facts pile up in memory (README: performance).
             await asyncio.sleep(0)
 
@@ -582,7 +584,7 @@ class Pipeline:
         out = dead_letter_record(
             raw=raw, reason=problem.reason, detail=problem.detail, topic=self.settings.input_topic,
             partition=partition, offset=record.offset, key=record.key, rejected_at_ms=self.wall_clock_ms())
-        await self._produce(DEAD_LETTER_TOPIC, record.key, json_bytes.dumps(out))
+        await self.produce(DEAD_LETTER_TOPIC, record.key, json_bytes.dumps(out))
         self.health.rejected(problem.reason)
 
     def _on_agent_event(self, event: ev.Event, partition: int, position: int, agents: dict[str, dict | None],
@@ -618,11 +620,11 @@ class Pipeline:
             key = f.queue_key(item["q"], item["c"])
             by_partition.setdefault(self.queue_partition(key), {}).setdefault(key, []).append(item)
         for partition, by_queue in by_partition.items():
-            await self._produce(facts_topic, None, f.facts_message(by_queue), partition)
+            await self.produce(facts_topic, None, f.facts_message(by_queue), partition)
 
     async def _send_records(self, records: list[dict]) -> None:
         for record in records:
-            await self._produce(OUTCOMES_TOPIC, record["contact_id"].encode(), json_bytes.dumps(outcome_record(record)))
+            await self.produce(OUTCOMES_TOPIC, record["contact_id"].encode(), json_bytes.dumps(outcome_record(record)))
 
     @staticmethod
     def _outbox(state: dict | None, source: int, offset: int) -> tuple[list[dict], list[dict]]:
@@ -778,7 +780,7 @@ class Pipeline:
             queue, channel = f.split_queue_key(key)
             record = snapshot(queue, channel, state, now, self.config.zone, self.config.targets_for(queue),
                               self.limits.expiry_ms)
-            await self._produce(QUEUE_STATS_TOPIC, key.encode(), json_bytes.dumps(record), must_deliver=False)
+            await self.produce(QUEUE_STATS_TOPIC, key.encode(), json_bytes.dumps(record), must_deliver=False)
 
 
 def _log_undelivered(delivered: asyncio.Future) -> None:

@@ -33,16 +33,15 @@ def register_raw_agents(pipeline) -> None:
     if not settings.raw_topic_prefix:
         return
     app = pipeline.app
-    output = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
     for platform in CONVERTERS:
         # internal=True: the worker creates the topic when missing, like its own topics.
         topic = app.topic(raw_topic_name(settings.raw_topic_prefix, platform), key_serializer="raw",
                           value_serializer="raw", partitions=settings.partitions, internal=True)
         converter = new_converter(platform, settings.platform_options.get(platform))
-        app.agent(topic, name=f"raw-{platform}")(_raw_agent(pipeline, converter, output))
+        app.agent(topic, name=f"raw-{platform}")(_raw_agent(pipeline, converter))
 
 
-def _raw_agent(pipeline, converter: Converter, output):
+def _raw_agent(pipeline, converter: Converter):
     async def convert_records(stream) -> None:
         async for event in stream.events():
             message = event.message
@@ -54,7 +53,8 @@ def _raw_agent(pipeline, converter: Converter, output):
                 await _dead_letter(pipeline, message, problem)
                 continue
             for item in converted:
-                await output.send(key=item.partition_key.encode(), value=json_bytes.dumps(item.to_json()))
+                await pipeline.produce(pipeline.settings.input_topic, item.partition_key.encode(),
+                                       json_bytes.dumps(item.to_json()))
 
     return convert_records
 
@@ -64,5 +64,5 @@ async def _dead_letter(pipeline, message, problem: InvalidEvent) -> None:
         raw=message.value[:MAX_RECORD_BYTES], reason=problem.reason, detail=problem.detail, topic=message.topic,
         partition=message.partition, offset=message.offset, key=message.key,
         rejected_at_ms=pipeline.wall_clock_ms())
-    await pipeline.dead_letter_topic.send(key=message.key, value=json_bytes.dumps(record))
+    await pipeline.produce(pipeline.dead_letter_topic.get_topic_name(), message.key, json_bytes.dumps(record))
     pipeline.health.rejected(problem.reason)

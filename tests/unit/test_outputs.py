@@ -1,4 +1,4 @@
-"""The worker's outputs (facts, outcome records, dead letters, queue stats): handed to the producer without yielding."""
+"""The worker's outputs (facts, outcome records, dead letters, queue stats, platform adapters' events): Pipeline.produce."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import types
 
 import orjson
 import pytest
+from faust.types import TP
+from faust.types.tuples import Message
 
 from streams.config import load_config
 from streams.pipeline import OUTCOMES_TOPIC, Pipeline
+from streams.platforms import agents as platform_agents
+from streams.platforms.feed import new_converter
 from streams.settings import Settings
 
 
@@ -78,9 +82,37 @@ async def test_an_undelivered_output_stops_the_worker(pipeline):
 
 
 async def test_an_undelivered_queue_snapshot_is_only_logged(pipeline, caplog):
-    await pipeline._produce("callpulse.queue-stats", b"voice:sales", b"{}", must_deliver=False)
+    await pipeline.produce("callpulse.queue-stats", b"voice:sales", b"{}", must_deliver=False)
     pipeline.app.producer.deliveries[0].set_exception(RuntimeError("broker gone"))
     for _ in range(3):
         await asyncio.sleep(0)
     assert pipeline.crashes == []
     assert "could not be delivered: broker gone" in caplog.text
+
+
+async def test_the_platform_adapters_outputs_go_the_same_way(pipeline):
+    """Converted events to the input topic, rejected raw records to the dead-letter topic."""
+    def message(offset: int, value: bytes) -> types.SimpleNamespace:
+        raw = Message("callpulse.raw.twilio", 0, offset, 0.0, 0, None, b"k", value, None, tp=TP("callpulse.raw.twilio", 0))
+        return types.SimpleNamespace(message=raw)
+
+    worker_sid = "WK" + "a" * 32
+    activity = {"EventType": "worker.activity.update", "WorkerSid": worker_sid, "WorkerActivityName": "Available",
+                "Timestamp": "1795334400"}
+
+    class Stream:
+        async def events(self):
+            yield message(6, orjson.dumps(activity))
+            yield message(7, b"not json")
+
+    await platform_agents._raw_agent(pipeline, new_converter("twilio", None))(Stream())
+    [(topic, key, event, partition), (dead_topic, dead_key, value, dead_partition)] = pipeline.app.producer.sent
+    assert (topic, partition, event["type"], event["state"]) == (
+        pipeline.settings.input_topic, None, "agent.state_changed", "available")
+    assert key == event["agent_id"].encode()
+    assert (dead_topic, dead_key, dead_partition) == ("callpulse.dead-letter", b"k", None)
+    assert (value["source"]["offset"], value["reason"]) == (7, "not_json")
+    pipeline.app.producer.deliveries[1].set_exception(RuntimeError("broker gone"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert [str(reason) for reason in pipeline.crashes] == ["output not delivered: broker gone"]

@@ -54,7 +54,7 @@ def test_facts_go_as_one_message_per_partition_with_each_queue_in_order(pipeline
         assert topic == pipeline.facts_topic.get_topic_name()
         sent.append((key, partition, f.read_facts_message(key, value)))
 
-    pipeline._produce = produce
+    pipeline.produce = produce
     facts = [{"q": queue, "c": "voice", "k": "g", "src": [0, 1, 2, i]}
              for i, queue in enumerate(["sales", "billing", "sales", "tech", "billing", "sales"])]
     asyncio.run(pipeline._send_facts(facts))
