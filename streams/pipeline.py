@@ -282,7 +282,9 @@ class Pipeline:
                        must_deliver: bool = True) -> None:
         """Hand one message to Faust's producer (key None and no partition: aiokafka's partitioner picks).
 
-        Every output of the worker goes through here (the platform adapters' too).
+        The worker's outputs go through here: facts, outcome records, dead letters, queue
+        snapshots and the platform adapters' events. The sweep's ticks and the forwarder's
+        batches go to the same producer directly (the forwarder awaits each delivery).
 
         Not Topic.send: that goes through App.maybe_start_producer, whose stampede guard
         yields to the event loop three times per message, so an agent sending a tick's
