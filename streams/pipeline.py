@@ -283,7 +283,7 @@ class Pipeline:
         """Hand one message to Faust's producer (key None and no partition: aiokafka's partitioner picks).
 
         The worker's outputs go through here: facts, outcome records, dead letters, queue
-        snapshots and the platform adapters' events. The sweep's ticks and the forwarder's
+        snapshots, the sweep's ticks and the platform adapters' events. The forwarder's
         batches go to the same producer directly (the forwarder awaits each delivery).
 
         Not Topic.send: that goes through App.maybe_start_producer, whose stampede guard
@@ -732,11 +732,11 @@ class Pipeline:
                     ready.append(contact_id)
             for start in range(0, len(ready), MAX_TICK_CONTACTS):
                 chunk = ready[start:start + MAX_TICK_CONTACTS]
-                await self.app.producer.send(
-                    tick_topic, key=None,
-                    value=json_bytes.dumps({"w": watermark, "o": self.processed_input_offset(partition, clock),
-                                        "c": chunk}),
-                    partition=partition, timestamp=None, headers=None)
+                # Through produce: a lost tick would leave its contacts marked as being finalised
+                # (due -1) until their next event, so an undelivered one stops the worker, whose
+                # restart indexes them again from the table.
+                await self.produce(tick_topic, None, json_bytes.dumps(
+                    {"w": watermark, "o": self.processed_input_offset(partition, clock), "c": chunk}), partition)
 
     # ----- queue aggregation agent ----------------------------------------------------------
 

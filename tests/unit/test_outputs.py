@@ -1,4 +1,4 @@
-"""The worker's outputs (facts, outcome records, dead letters, queue stats, platform adapters' events): Pipeline.produce."""
+"""The worker's outputs (facts, outcome records, dead letters, queue stats, ticks, platform adapters' events): Pipeline.produce."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 from streams.config import load_config
-from streams.pipeline import OUTCOMES_TOPIC, Pipeline
+from streams.pipeline import OUTCOMES_TOPIC, PartitionClock, Pipeline
 from streams.platforms import agents as platform_agents
 from streams.platforms.feed import new_converter
 from streams.settings import Settings
@@ -113,6 +113,23 @@ async def test_the_platform_adapters_outputs_go_the_same_way(pipeline):
     assert (dead_topic, dead_key, dead_partition) == ("callpulse.dead-letter", b"k", None)
     assert (value["source"]["offset"], value["reason"]) == (7, "not_json")
     pipeline.app.producer.deliveries[1].set_exception(RuntimeError("broker gone"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert [str(reason) for reason in pipeline.crashes] == ["output not delivered: broker gone"]
+
+
+async def test_an_undelivered_tick_stops_the_worker(pipeline):
+    """Its contacts are marked as being finalised until the tick is processed: a restart indexes them again."""
+    pipeline.active_partitions = lambda topic: {0}
+    pipeline.ready = True
+    pipeline.clocks[0] = PartitionClock(stream_time_ms=100_000)
+    pipeline.due[0]["c1"] = 5
+    pipeline.heaps[0] = [(5, "c1")]
+    await pipeline._sweep()  # slot 0: partition 0
+    [(topic, key, tick, partition)] = pipeline.app.producer.sent
+    assert (topic, key, partition, tick["c"]) == (pipeline.tick_topic.get_topic_name(), None, 0, ["c1"])
+    assert pipeline.due[0]["c1"] == -1
+    pipeline.app.producer.deliveries[0].set_exception(RuntimeError("broker gone"))
     for _ in range(3):
         await asyncio.sleep(0)
     assert [str(reason) for reason in pipeline.crashes] == ["output not delivered: broker gone"]

@@ -13,13 +13,17 @@ from streams.settings import Settings
 
 
 class RecordingProducer:
-    """Stands in for Faust's producer: the sweep only calls send(); records what it would send."""
+    """Stands in for Faust's producer: records what the sweep sends (through Pipeline.produce)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, dict]] = []
 
-    async def send(self, topic, *, key, value, partition, timestamp, headers):
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        assert topic.endswith("-ticks") and key is None
         self.sent.append((partition, orjson.loads(value)))
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
 
 @pytest.fixture
