@@ -527,37 +527,43 @@ class Pipeline:
         processed: Counter = Counter()  # event type -> processed events (health counters, once per batch)
         late = 0
         for index, event in events:
-            position = base + index
-            if event.is_agent_event:
-                if self._on_agent_event(event, partition, position, agents, processed):
-                    agents_written.add(event.agent_id)
-            else:
-                contact_id = event.contact_id
-                if contact_id in replayed:
-                    continue
-                outcome = lc.apply_event(contacts[contact_id], contact_id, event, position, partition,
-                                         clock.stream_time_ms, self.limits, self.short_abandon_seconds)
-                contacts[contact_id] = outcome.state
-                if outcome.duplicate:
-                    self.health.duplicate()
-                    continue
-                if outcome.replay:
-                    replayed.add(contact_id)
-                    old_facts, old_records = self._outbox(outcome.state, f.SRC_INPUT, batch_offset)
-                    facts += old_facts
-                    records += old_records
-                    continue
-                processed[event.type] += 1
-                if outcome.late:
-                    late += 1
-                sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, batch_offset], index * FACTS_PER_EVENT)
-                mine = changed.setdefault(contact_id, ([], []))
-                mine[0].extend(sent)
-                mine[1].extend(outcome.records)
-                facts += sent
-                records += outcome.records
-            if event.occurred_at_ms > clock.stream_time_ms:
-                clock.stream_time_ms = event.occurred_at_ms
+            # Every event moves the partition's event time on, replayed and duplicate ones too (the
+            # finally runs on continue): after a restart the replayed events are the ones the first
+            # run processed, and without them the idle watermark stayed below the partition's
+            # newest event, whose contact then never got its handle time (README: restarts).
+            try:
+                position = base + index
+                if event.is_agent_event:
+                    if self._on_agent_event(event, partition, position, agents, processed):
+                        agents_written.add(event.agent_id)
+                else:
+                    contact_id = event.contact_id
+                    if contact_id in replayed:
+                        continue
+                    outcome = lc.apply_event(contacts[contact_id], contact_id, event, position, partition,
+                                             clock.stream_time_ms, self.limits, self.short_abandon_seconds)
+                    contacts[contact_id] = outcome.state
+                    if outcome.duplicate:
+                        self.health.duplicate()
+                        continue
+                    if outcome.replay:
+                        replayed.add(contact_id)
+                        old_facts, old_records = self._outbox(outcome.state, f.SRC_INPUT, batch_offset)
+                        facts += old_facts
+                        records += old_records
+                        continue
+                    processed[event.type] += 1
+                    if outcome.late:
+                        late += 1
+                    sent = self._stamp(outcome.facts, [f.SRC_INPUT, partition, batch_offset], index * FACTS_PER_EVENT)
+                    mine = changed.setdefault(contact_id, ([], []))
+                    mine[0].extend(sent)
+                    mine[1].extend(outcome.records)
+                    facts += sent
+                    records += outcome.records
+            finally:
+                if event.occurred_at_ms > clock.stream_time_ms:
+                    clock.stream_time_ms = event.occurred_at_ms
         clock.last_event_monotonic = time.monotonic()
         self.health.processed_batch(processed, late)
         contact_writes: dict[str, dict] = {}

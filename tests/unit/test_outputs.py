@@ -1,8 +1,9 @@
-"""The worker's outputs (facts, outcome records, dead letters, queue stats, ticks, platform adapters' events): Pipeline.produce."""
+"""The worker's outputs (facts, outcome records, dead letters, queue stats, ticks, platform adapters' events) and a replayed input batch."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import types
 
 import orjson
@@ -11,6 +12,7 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 from streams.config import load_config
+from streams.input_batches import InputRecord, encode_batch
 from streams.pipeline import OUTCOMES_TOPIC, PartitionClock, Pipeline
 from streams.platforms import agents as platform_agents
 from streams.platforms.feed import new_converter
@@ -133,3 +135,36 @@ async def test_an_undelivered_tick_stops_the_worker(pipeline):
     for _ in range(3):
         await asyncio.sleep(0)
     assert [str(reason) for reason in pipeline.crashes] == ["output not delivered: broker gone"]
+
+
+class MemoryTable:
+    """Stands in for BatchedTable: get_many and put_many over a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict] = {}
+
+    def get_many(self, partition, keys):
+        return {key: copy.deepcopy(self.values.get(key)) for key in keys}
+
+    async def put_many(self, partition, changes):
+        self.values.update(copy.deepcopy(dict(changes)))
+
+
+async def test_a_replayed_batch_moves_the_partitions_event_time_on_as_the_first_run_did(pipeline):
+    """After a restart the replayed events are the newest the first run saw: without them the idle
+    watermark stayed below them, and their contacts never got their handle time (README: restarts)."""
+    pipeline.contact_table, pipeline.agent_table = MemoryTable(), MemoryTable()
+    pipeline._committed_offsets = lambda partition: (0, 0)
+    events = [{"event_id": f"e{i}", "type": kind, "occurred_at": 1_795_400_000_000 + i * 1000, "contact_id": "c1",
+               **extra} for i, (kind, extra) in enumerate([
+                   ("contact.queued", {"queue": "sales", "channel": "voice"}),
+                   ("contact.answered", {"agent_id": "a1"}),
+                   ("contact.ended", {"disconnected_by": "customer"})])]
+    frame = encode_batch(0, [InputRecord(i, None, b"c1", orjson.dumps(e)) for i, e in enumerate(events)], 0)
+    message = types.SimpleNamespace(partition=0, offset=3, topic="batches", value=frame)
+    first = PartitionClock()
+    await pipeline._on_batch(message, first)
+    assert first.stream_time_ms == 1_795_400_002_000
+    restarted = PartitionClock()  # the same batch again, its contact already holding it
+    await pipeline._on_batch(message, restarted)
+    assert restarted.stream_time_ms == first.stream_time_ms
