@@ -27,12 +27,16 @@ from streams.settings import Settings
 
 async def existing_partitions(settings: Settings, topic: str) -> int | None:
     """The partition count of `topic`, or None when it does not exist yet (never creates it)."""
+    return (await existing_topics(settings)).get(topic) or None
+
+
+async def existing_topics(settings: Settings) -> dict[str, int]:
+    """The partition count of every topic the broker has (asking never creates one)."""
     client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security())
     await client.bootstrap()
     try:
         metadata = await client.fetch_all_metadata()
-        partitions = metadata.partitions_for_topic(topic)
-        return len(partitions) if partitions else None
+        return {topic: len(metadata.partitions_for_topic(topic) or ()) for topic in metadata.topics()}
     finally:
         await client.close()
 

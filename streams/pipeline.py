@@ -52,7 +52,7 @@ from streams.contract.events import InvalidEvent, format_ms, parse_event
 from streams.faust_fetch import limit_fetch_wait
 from streams.faust_offsets import OffsetGuard
 from streams.input_batches import InputForwarder, InputRecord, decode_batch
-from streams.kafka import key_partition, track_sent_topics_in_faust
+from streams.kafka import existing_topics, key_partition, track_sent_topics_in_faust
 from streams.lifecycle import contact as lc
 from streams.lifecycle import facts as f
 from streams.metrics.catalogue import wait_buckets
@@ -170,6 +170,7 @@ class Pipeline:
         self.agent_exports: dict[str, dict] = {}  # agent id -> agent state
         self.queue_partitions: dict[str, int] = {}  # queue key -> its facts partition (queue_partition)
         self.ready = False
+        self.outputs_declared = False  # the derived topics exist (_declare_outputs)
         self.sweep_slot = -1  # the slot of the last sweep (see SWEEP_SLOTS)
         self.app = self._create_app()
         self.forwarder = InputForwarder(
@@ -238,6 +239,7 @@ class Pipeline:
                                      value_serializer="raw", partitions=partitions, internal=True)
         self.facts_topic = app.topic(f"{s.app_id}-queue-facts", key_serializer="raw",
                                      value_serializer="raw", partitions=partitions, internal=True)
+        # The derived topics: written, never read, so Faust never declares them (_declare_outputs does).
         self.dead_letter_topic = app.topic(DEAD_LETTER_TOPIC, key_serializer="raw", value_serializer="raw",
                                            partitions=partitions, internal=True)
         self.outcomes_topic = app.topic(OUTCOMES_TOPIC, key_serializer="raw", value_serializer="raw",
@@ -311,7 +313,7 @@ class Pipeline:
 
     async def _run_forwarder(self) -> None:
         try:
-            await self.input_topic.maybe_declare()
+            await self._create_missing((self.input_topic,))
             await self.forwarder.run()
         except asyncio.CancelledError:
             raise
@@ -392,6 +394,8 @@ class Pipeline:
 
     async def _rebuild_index(self) -> None:
         """After recovery: index the due times of the contacts of the partitions owned now."""
+        if not await self._declare_outputs():
+            return  # never ready: the worker is stopping
         owned = self.active_partitions(self.batch_topic.get_topic_name())
         self.due.clear()
         self.heaps.clear()
@@ -408,6 +412,45 @@ class Pipeline:
         self.ready = True
         log.info("recovery finished: %d contacts in flight on partitions %s",
                  sum(len(d) for d in self.due.values()), sorted(owned))
+
+    async def _declare_outputs(self) -> bool:
+        """Create the derived topics when missing, with `partitions`, before anything is sent to them.
+
+        Done once, at the end of the first recovery: before any message reaches an agent
+        and before the worker reports ready. Without it they existed only where the broker
+        creates topics on first use (Apache Kafka's auto.create.topics.enable, off in many
+        clusters), with the broker's default partition count, and where it does not, the
+        first dead letter or outcome record stopped the worker. False when a topic could
+        not be created (the worker is then stopping; the error names the topic).
+        """
+        if self.outputs_declared:
+            return True
+        try:
+            await self._create_missing((self.outcomes_topic, self.queue_stats_topic, self.dead_letter_topic))
+        except Exception as problem:  # noqa: BLE001 (any failure stops the worker, with its cause)
+            # Faust runs this in asyncio.wait, which would keep the exception to itself.
+            log.error("%s", problem)
+            self._stop(str(problem))
+            return False
+        self.outputs_declared = True
+        return True
+
+    async def _create_missing(self, topics) -> None:
+        """Create those of the Faust `topics` the broker does not have (RuntimeError naming the topic if one fails).
+
+        Existing topics are not declared again: Faust would ask the broker to create
+        any topic its consumer does not read, and a cluster that lets callpulse use
+        topics created for it, but not create any, refuses that.
+        """
+        existing = await existing_topics(self.settings)
+        for topic in topics:
+            name = topic.get_topic_name()
+            if name in existing:
+                continue
+            try:
+                await topic.maybe_declare()
+            except Exception as problem:
+                raise RuntimeError(f"cannot create the topic {name}: {problem}") from problem
 
     def _index(self, partition: int, contact_id: str, state: dict | None) -> None:
         due = self.due[partition]

@@ -1,4 +1,7 @@
-"""A missing input topic: the worker creates it with its partition count and forwards every partition at once."""
+"""Missing topics: the worker creates the input topic and its derived topics with its partition count.
+
+It forwards every partition of a topic it created at once.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import time
 
 import orjson
 import pytest
+
 from streams.kafka import existing_partitions
 from streams.settings import Settings
 from tests.harness import wait_for
@@ -16,8 +20,19 @@ pytestmark = pytest.mark.integration
 CONTACTS = 60
 
 
-def partition_count(stack) -> int | None:
-    return asyncio.run(existing_partitions(Settings(broker=f"kafka://{stack.bootstrap}"), stack.input_topic))
+DERIVED_TOPICS = ("callpulse.contact-outcomes", "callpulse.queue-stats", "callpulse.dead-letter")
+
+
+def partition_count(stack, topic: str | None = None) -> int | None:
+    return asyncio.run(existing_partitions(Settings(broker=f"kafka://{stack.bootstrap}"), topic or stack.input_topic))
+
+
+def test_worker_creates_its_derived_topics_before_it_reports_ready(stack):
+    """Nothing has been sent to them yet, so no broker could have created them on first use."""
+    stack.partitions = 6  # not the broker's default
+    assert {topic: partition_count(stack, topic) for topic in DERIVED_TOPICS} == dict.fromkeys(DERIVED_TOPICS)
+    stack.worker().start()  # returns once /readyz answers 200
+    assert {topic: partition_count(stack, topic) for topic in DERIVED_TOPICS} == dict.fromkeys(DERIVED_TOPICS, 6)
 
 
 def test_worker_creates_a_missing_input_topic_and_processes_all_its_partitions(stack):

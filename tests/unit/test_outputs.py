@@ -8,9 +8,11 @@ import types
 
 import orjson
 import pytest
+from aiokafka.errors import TopicAuthorizationFailedError
 from faust.types import TP
 from faust.types.tuples import Message
 
+from streams import pipeline as pipeline_module
 from streams.config import load_config
 from streams.input_batches import InputRecord, encode_batch
 from streams.pipeline import OUTCOMES_TOPIC, PartitionClock, Pipeline
@@ -81,6 +83,33 @@ async def test_an_undelivered_output_stops_the_worker(pipeline):
     for _ in range(3):  # the done callback, then the crash task
         await asyncio.sleep(0)
     assert [str(reason) for reason in pipeline.crashes] == ["output not delivered: broker gone"]
+
+
+async def test_a_derived_topic_that_cannot_be_created_stops_the_worker_before_it_is_ready(pipeline, monkeypatch):
+    """The derived topics are created at the end of the first recovery, those the broker lacks only."""
+    async def broker_topics(settings):
+        return {"callpulse.contact-outcomes": 8}  # created beforehand: not created again
+
+    monkeypatch.setattr(pipeline_module, "existing_topics", broker_topics)
+    declared = []
+
+    def declare(topic, problem=None):
+        async def maybe_declare():
+            declared.append(topic.get_topic_name())
+            if problem is not None:
+                raise problem
+        topic.maybe_declare = maybe_declare
+
+    declare(pipeline.outcomes_topic)
+    declare(pipeline.queue_stats_topic)
+    declare(pipeline.dead_letter_topic, TopicAuthorizationFailedError("not allowed"))
+    await pipeline._rebuild_index()
+    for _ in range(3):  # the crash task
+        await asyncio.sleep(0)
+    assert declared == ["callpulse.queue-stats", "callpulse.dead-letter"]
+    assert not pipeline.ready
+    assert [str(reason) for reason in pipeline.crashes] == [
+        "cannot create the topic callpulse.dead-letter: [Error 29] TopicAuthorizationFailedError: not allowed"]
 
 
 async def test_an_undelivered_queue_snapshot_is_only_logged(pipeline, caplog):
