@@ -30,6 +30,10 @@ run of 10; worker logs showed the sequence below on most restarts):
   (whose acknowledgement is then not recorded either) and `read_again` seeks
   back to the first missing offset, so effects are applied in offset order.
 
+It also lets an agent write its state less often than once per message: for a
+topic given to `defer_commits`, no commit goes past the last offset the agent
+declared `durable` (the queue agent writes each changed queue once a second).
+
 Seeks go through `consumer.seek_wait`, which runs in the consumer's thread:
 `consumer.seek` calls aiokafka from the event loop's thread while that thread
 fetches, and crashed the fetcher (a KeyError in aiokafka's
@@ -77,6 +81,10 @@ class OffsetGuard:
         self.refused_acks = 0  # acknowledgements of messages no agent processed
         self.held_commits = 0  # commits held back by an unprocessed message at the head
         self.held_since: dict[TP, tuple[float, float]] = {}  # held commits: (since, last warning)
+        # Topics whose agent makes a message's effects durable some time after it is acknowledged
+        # (defer_commits), and per partition the last offset whose effects are (durable).
+        self.deferred_topics: set[str] = set()
+        self.durable_through: dict[TP, int] = {}
 
     def install(self) -> None:
         consumer = self.app.consumer
@@ -103,6 +111,8 @@ class OffsetGuard:
                 self._warn_if_held_long(tp)
                 return None
             self.held_since.pop(tp, None)
+            if tp.topic in self.deferred_topics:
+                return self._new_offset_through(tp, self.durable_through.get(tp, -1), faust_new_offset)
             return faust_new_offset(tp)
 
         async def perform_seek() -> None:
@@ -112,6 +122,41 @@ class OffsetGuard:
         consumer.ack = ack
         consumer._new_offset = new_offset
         consumer.perform_seek = perform_seek
+
+    def defer_commits(self, topic: str) -> None:
+        """Commit `topic`'s offsets only as far as `durable` says, not as far as they are acknowledged.
+
+        For an agent that writes its state for many messages at once: it
+        acknowledges each message when done with it, and calls `durable` once the
+        state holding those messages' effects is written.
+        """
+        self.deferred_topics.add(topic)
+
+    def durable(self, offsets: dict[TP, int]) -> None:
+        """The effects of every message up to these offsets (inclusive) are in the changelog's producer."""
+        for tp, offset in offsets.items():
+            if offset > self.durable_through.get(tp, -1):
+                self.durable_through[tp] = offset
+
+    def forget_durable(self) -> None:
+        """A rebalance starts: what is not durable yet is read again from the committed offsets."""
+        self.durable_through.clear()
+
+    def _new_offset_through(self, tp: TP, last: int, faust_new_offset: Callable[[TP], int | None]) -> int | None:
+        """Faust's offset to commit for `tp`, counting only acknowledged offsets up to `last`.
+
+        Faust takes the offsets it commits off its list of acknowledged ones, so
+        the later ones are set aside meanwhile and put back for a later commit.
+        """
+        acked = self.app.consumer._acked.get(tp)
+        later = [offset for offset in acked if offset > last] if acked else None
+        if not later:
+            return faust_new_offset(tp)
+        acked[:] = [offset for offset in acked if offset <= last]
+        try:
+            return faust_new_offset(tp)
+        finally:
+            acked.extend(later)
 
     def _processed_in_this_generation(self, message) -> bool:
         generation = message.generation_id

@@ -80,6 +80,10 @@ TICK_POSITION_STRIDE = 10_000  # src index of a tick fact: contact position * st
 # An event's position (its "offset" in the contact state) is batch offset * this + its index in
 # the batch: unique, increasing, and the same when a batch is replayed.
 POSITIONS_PER_BATCH = 100_000
+# The queue agent writes each queue state it changed once per interval, not once per facts
+# message: a queue state holds an hour of 10 s buckets (tens of KB), and live traffic brings a
+# few hundred facts messages a second. Commits of the facts topic wait for these writes.
+QUEUE_FLUSH_INTERVAL_SECONDS = 1.0
 FACTS_PER_EVENT = 4  # src index of an input fact: event index * this + fact index (apply_event sends <= 3)
 
 
@@ -169,6 +173,11 @@ class Pipeline:
         self.queue_exports: dict[str, dict] = {}  # queue key -> queue state
         self.agent_exports: dict[str, dict] = {}  # agent id -> agent state
         self.queue_partitions: dict[str, int] = {}  # queue key -> its facts partition (queue_partition)
+        # Queue states changed since the last flush, by facts partition, and the last facts offset
+        # applied, by partition: written and declared durable by _flush_queue_states.
+        self.queue_dirty: dict[int, set[str]] = defaultdict(set)
+        self.queue_applied: dict[TP, int] = {}
+        self.queue_generation = 0  # moves on at each revocation: a flush begun before it declares nothing
         self.ready = False
         self.outputs_declared = False  # the derived topics exist (_declare_outputs)
         self.sweep_slot = -1  # the slot of the last sweep (see SWEEP_SLOTS)
@@ -267,6 +276,7 @@ class Pipeline:
         app.agent(self.facts_topic, name="queue-aggregation")(self._queue_agent)
         app.timer(SWEEP_INTERVAL_SECONDS / SWEEP_SLOTS, name="sweep")(self._sweep)
         app.timer(self.config.processing.queue_stats_interval_seconds, name="queue-stats")(self._publish_queue_stats)
+        app.timer(QUEUE_FLUSH_INTERVAL_SECONDS, name="queue-flush")(self._flush_queue_states)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
         own_topics = {topic.get_topic_name() for topic in (self.batch_topic, self.tick_topic, self.facts_topic)}
@@ -276,6 +286,7 @@ class Pipeline:
                                            and not topic.endswith("__assignor-__leader")),
             is_gapless_topic=own_topics.__contains__)
         self.offsets.install()
+        self.offsets.defer_commits(self.facts_topic.get_topic_name())  # see _flush_queue_states
         limit_fetch_wait(app, s.fetch_max_wait_ms)
         track_sent_topics_in_faust(app)  # several topics, some created after start (streams/kafka.py)
         return app
@@ -381,6 +392,12 @@ class Pipeline:
         self.ready = False
         self.due.clear()
         self.heaps.clear()
+        # Queue changes not written yet are dropped: their facts were not committed (defer_commits),
+        # so they are read again, and applied to the states recovery restores (queue_exports).
+        self.queue_generation += 1
+        self.queue_dirty.clear()
+        self.queue_applied.clear()
+        self.offsets.forget_durable()
         self.forwarder.own(set())  # until the new assignment: never forward a partition another worker owns
 
     async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
@@ -801,13 +818,14 @@ class Pipeline:
             except ValueError as problem:
                 log.error("skipping an unreadable message at %s[%d]@%d: %s", message.topic, message.partition,
                           message.offset, problem)
+                self.queue_applied[message.tp] = message.offset
                 continue
             partition = message.partition
             # The newest state of every queue of an owned partition is in queue_exports (rebuilt
-            # from the table after each recovery, updated with every write): no read and decode.
+            # from the table after each recovery, changed in place here): no read and decode.
             missing = [key for key in by_queue if key not in self.queue_exports]
             stored = self.queue_table.get_many(partition, missing)
-            writes: dict[str, dict] = {}
+            dirty = self.queue_dirty[partition]
             for key, items in by_queue.items():
                 state = self.queue_exports.get(key) or stored.get(key) or qs.new_queue_state()
                 queue, _channel = f.split_queue_key(key)
@@ -817,9 +835,34 @@ class Pipeline:
                     changed |= qs.apply_fact(state, item, targets, zone, self.wait_edges)
                 if changed:
                     state["p"] = partition
-                    writes[key] = state
-            await self.queue_table.put_many(partition, writes)
-            self.queue_exports.update(writes)
+                    self.queue_exports[key] = state
+                    dirty.add(key)
+            self.queue_applied[message.tp] = message.offset
+
+    async def _flush_queue_states(self) -> None:
+        """Write the queue states changed since the last flush, then let Faust commit their facts.
+
+        The queue agent changes states in memory (queue_exports, which /metrics and
+        /queues read, so they are current at once) and this writes each changed queue
+        once per QUEUE_FLUSH_INTERVAL_SECONDS, where it was written once per facts
+        message. Faust commits a facts offset only once the state holding its effects
+        has been handed to the producer (OffsetGuard.defer_commits), and flushes the
+        producer before it commits; after a crash the facts not written are read again
+        and applied to the restored states (their `hwm` skips any already in).
+        """
+        if not self.ready or self.app.rebalancing or not (self.queue_dirty or self.queue_applied):
+            return
+        generation = self.queue_generation
+        dirty, self.queue_dirty = self.queue_dirty, defaultdict(set)
+        applied, self.queue_applied = self.queue_applied, {}
+        for partition, keys in dirty.items():
+            if generation != self.queue_generation:
+                return  # revoked meanwhile: recovery restores what was written, the rest is read again
+            # put_many encodes the states before it awaits anything; a state the agent changes
+            # after that is dirty again, and written by the next flush.
+            await self.queue_table.put_many(partition, {key: self.queue_exports[key] for key in keys})
+        if generation == self.queue_generation:
+            self.offsets.durable(applied)
 
     async def _publish_queue_stats(self) -> None:
         from streams.queues.windows import snapshot

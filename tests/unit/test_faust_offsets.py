@@ -126,3 +126,27 @@ def test_a_message_the_agent_skipped_is_not_committed_until_it_is_processed(app,
     assert guard.in_order(again)
     acked(app, 4)
     assert app.consumer._new_offset(TP1) == 5
+
+
+def test_a_deferred_topic_commits_only_what_its_agent_made_durable(app, guard):
+    """The queue agent acknowledges each facts message at once and writes its queue states later."""
+    guard.defer_commits(TOPIC)
+    app.consumer._committed_offset[TP1] = 1
+    acked(app, 1, 2, 3, 4)
+    assert app.consumer._new_offset(TP1) is None  # nothing durable yet
+    guard.durable({TP1: 2})
+    assert app.consumer._new_offset(TP1) == 3
+    app.consumer._committed_offset[TP1] = 3
+    assert app.consumer._new_offset(TP1) is None  # 3 and 4 kept for later, not dropped
+    guard.durable({TP1: 1})  # an older declaration never moves the mark back
+    guard.durable({TP1: 4})
+    assert app.consumer._new_offset(TP1) == 5
+
+
+def test_a_rebalance_forgets_what_was_durable(app, guard):
+    guard.defer_commits(TOPIC)
+    guard.durable({TP1: 9})
+    guard.forget_durable()
+    app.consumer._committed_offset[TP1] = 1
+    acked(app, 1)
+    assert app.consumer._new_offset(TP1) is None

@@ -1,4 +1,4 @@
-"""The worker's outputs (facts, outcome records, dead letters, queue stats, ticks, platform adapters' events) and a replayed input batch."""
+"""The worker's outputs (facts, outcome records, dead letters, queue stats, ticks, platform adapters' events, queue-state writes) and a replayed input batch."""
 
 from __future__ import annotations
 
@@ -197,3 +197,63 @@ async def test_a_replayed_batch_moves_the_partitions_event_time_on_as_the_first_
     restarted = PartitionClock()  # the same batch again, its contact already holding it
     await pipeline._on_batch(message, restarted)
     assert restarted.stream_time_ms == first.stream_time_ms
+
+
+def facts_message(offset: int, queue: str = "sales") -> types.SimpleNamespace:
+    """A facts message of partition 0 holding one queue entry of `queue` (voice)."""
+    value = orjson.dumps({f"voice:{queue}": [
+        {"k": "enq", "t": 1_795_400_000_000 + offset, "q": queue, "c": "voice", "src": [0, 0, offset, 0]}]})
+    raw = Message("cp-queue-facts", 0, offset, 0.0, 0, None, None, value, None, tp=TP("cp-queue-facts", 0))
+    return types.SimpleNamespace(message=raw)
+
+
+class ListStream:
+    def __init__(self, events) -> None:
+        self._events = events
+
+    async def events(self):
+        for event in self._events:
+            yield event
+
+
+async def test_the_queue_agent_writes_each_changed_queue_once_per_flush_then_lets_its_facts_commit(pipeline):
+    pipeline.queue_table = table = MemoryTable()
+    pipeline.ready = True
+    pipeline.app.rebalancing = False
+    await pipeline._queue_agent(ListStream([facts_message(offset) for offset in range(5)]))
+    assert pipeline.queue_exports["voice:sales"]["n"]["queued"] == 5  # what /metrics reads: current at once
+    assert table.values == {}  # nothing written per message
+    assert pipeline.offsets.durable_through == {}  # so nothing of the facts topic is committable
+    await pipeline._flush_queue_states()
+    assert table.values["voice:sales"]["n"]["queued"] == 5
+    assert pipeline.offsets.durable_through == {TP("cp-queue-facts", 0): 4}
+    await pipeline._queue_agent(ListStream([facts_message(5, queue="support")]))
+    table.values.clear()
+    await pipeline._flush_queue_states()
+    assert list(table.values) == ["voice:support"]  # only what changed since the last flush
+
+
+async def test_a_revocation_drops_the_queue_changes_not_written(pipeline):
+    """Their facts were never committable, so they are read again and applied to the restored states."""
+    pipeline.queue_table = table = MemoryTable()
+    pipeline.ready = True
+    pipeline.app.rebalancing = False
+    await pipeline._queue_agent(ListStream([facts_message(0)]))
+    await pipeline._on_revoked(None, set())
+    pipeline.ready = True  # as after the next recovery
+    await pipeline._flush_queue_states()
+    assert table.values == {}
+    assert pipeline.offsets.durable_through == {}
+
+
+async def test_a_flush_overtaken_by_a_revocation_declares_nothing_durable(pipeline):
+    class RevokedWhileWriting(MemoryTable):
+        async def put_many(self, partition, changes):
+            await super().put_many(partition, changes)
+            await pipeline._on_revoked(None, set())
+
+    pipeline.queue_table = RevokedWhileWriting()
+    pipeline.ready = True
+    await pipeline._queue_agent(ListStream([facts_message(0)]))
+    await pipeline._flush_queue_states()
+    assert pipeline.offsets.durable_through == {}
