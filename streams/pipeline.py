@@ -76,6 +76,9 @@ SWEEP_INTERVAL_SECONDS = 1.0  # each owned partition gets a tick this often
 # partitions' ticks in a row (with 8 partitions that was about 0.35 s in which no batch was
 # processed, every second: README, performance).
 SWEEP_SLOTS = 8
+# Finished contacts (tombstones, kept for deduplication) are due only for their deletion once
+# the dedupe retention passes: indexed by the minute they are due, not one by one (see _index).
+TOMBSTONE_BUCKET_MS = 60_000
 TICK_POSITION_STRIDE = 10_000  # src index of a tick fact: contact position * stride + fact index
 # An event's position (its "offset" in the contact state) is batch offset * this + its index in
 # the batch: unique, increasing, and the same when a batch is replayed.
@@ -167,6 +170,9 @@ class Pipeline:
         # Per input partition: contact id -> due watermark, and a lazy heap of (due, id).
         self.due: dict[int, dict[str, int]] = defaultdict(dict)
         self.heaps: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        # Per input partition: tombstones by due bucket (due // TOMBSTONE_BUCKET_MS), and a heap of buckets.
+        self.tombstones: dict[int, dict[int, list[str]]] = defaultdict(dict)
+        self.tombstone_heaps: dict[int, list[int]] = defaultdict(list)
         # What /metrics and /queues export, kept in memory: iterating a table means reading
         # every version RocksDB still holds of every key, far too slow for each scrape.
         # Rebuilt from the tables after each recovery, updated with every write.
@@ -392,6 +398,8 @@ class Pipeline:
         self.ready = False
         self.due.clear()
         self.heaps.clear()
+        self.tombstones.clear()
+        self.tombstone_heaps.clear()
         # Queue changes not written yet are dropped: their facts were not committed (defer_commits),
         # so they are read again, and applied to the states recovery restores (queue_exports).
         self.queue_generation += 1
@@ -416,6 +424,8 @@ class Pipeline:
         owned = self.active_partitions(self.batch_topic.get_topic_name())
         self.due.clear()
         self.heaps.clear()
+        self.tombstones.clear()
+        self.tombstone_heaps.clear()
         for contact_id, state in self.contacts.items():
             if state and state.get("p") in owned:
                 self._index(state["p"], contact_id, state)
@@ -427,8 +437,7 @@ class Pipeline:
             clock.input_through = None
             clock.waiting_ticks.clear()  # read again after the seek that follows
         self.ready = True
-        log.info("recovery finished: %d contacts in flight on partitions %s",
-                 sum(len(d) for d in self.due.values()), sorted(owned))
+        log.info("recovery finished: %d contacts tracked on partitions %s", self.tracked_contacts(), sorted(owned))
 
     async def _declare_outputs(self) -> bool:
         """Create the derived topics when missing, with `partitions`, before anything is sent to them.
@@ -470,17 +479,37 @@ class Pipeline:
                 raise RuntimeError(f"cannot create the topic {name}: {problem}") from problem
 
     def _index(self, partition: int, contact_id: str, state: dict | None) -> None:
+        """Remember when `state` is next due for a tick (a state of None is deleted: forget it).
+
+        A tombstone goes into the list of its due minute: a contact id in a list takes
+        about 90 bytes, where an entry of `due` and its heap take about 220, and tombstones
+        are most of the contacts tracked (each is kept for the dedupe retention, 2 h). A
+        contact that starts over (a callback) is indexed in `due` again and its old entry
+        stays in the list; ticking it then is harmless (finalize has nothing new to send).
+        """
         due = self.due[partition]
         if state is None:
             due.pop(contact_id, None)
             return
         at = lc.due_ms(state, self.limits)
+        if state["done"]:
+            due.pop(contact_id, None)
+            bucket = at // TOMBSTONE_BUCKET_MS
+            buckets = self.tombstones[partition]
+            ids = buckets.get(bucket)
+            if ids is None:
+                ids = buckets[bucket] = []
+                heapq.heappush(self.tombstone_heaps[partition], bucket)
+            ids.append(contact_id)
+            return
         if due.get(contact_id) != at:
             due[contact_id] = at
             heapq.heappush(self.heaps[partition], (at, contact_id))
 
     def tracked_contacts(self) -> int:
-        return sum(len(d) for d in self.due.values())
+        """Contacts in flight and tombstones (one that started over after it finished counts twice a while)."""
+        return (sum(len(d) for d in self.due.values())
+                + sum(len(ids) for buckets in self.tombstones.values() for ids in buckets.values()))
 
     def processed_input_offset(self, partition: int, clock: PartitionClock) -> int:
         """The event position up to which every event is in the contacts table.
@@ -786,7 +815,8 @@ class Pipeline:
         tick_topic = self.tick_topic.get_topic_name()
         for partition in sweep_slot_partitions(self.active_partitions(self.batch_topic.get_topic_name()), slot):
             clock = self.clocks.get(partition)
-            if clock is None or (clock.stream_time_ms == 0 and not self.due[partition]):
+            if clock is None or (clock.stream_time_ms == 0 and not self.due[partition]
+                                 and not self.tombstones[partition]):
                 continue
             watermark = self.watermark_ms(clock, now)
             heap, due = self.heaps[partition], self.due[partition]
@@ -796,6 +826,10 @@ class Pipeline:
                 if due.get(contact_id) == at:
                     due[contact_id] = -1  # re-indexed when the tick is processed
                     ready.append(contact_id)
+            # Tombstones: a minute's list once the whole minute is due (deleted up to a minute late).
+            buckets, bucket_heap = self.tombstones[partition], self.tombstone_heaps[partition]
+            while bucket_heap and (bucket_heap[0] + 1) * TOMBSTONE_BUCKET_MS <= watermark + 1:
+                ready += buckets.pop(heapq.heappop(bucket_heap))
             for start in range(0, len(ready), MAX_TICK_CONTACTS):
                 chunk = ready[start:start + MAX_TICK_CONTACTS]
                 # Through produce: a lost tick would leave its contacts marked as being finalised

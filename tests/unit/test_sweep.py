@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from streams.config import load_config
-from streams.pipeline import SWEEP_SLOTS, PartitionClock, Pipeline, sweep_slot_partitions
+from streams.pipeline import SWEEP_SLOTS, TOMBSTONE_BUCKET_MS, PartitionClock, Pipeline, sweep_slot_partitions
 from streams.settings import Settings
 
 
@@ -64,3 +64,34 @@ def test_one_round_of_sweeps_ticks_every_partition_once_with_its_due_contacts(pi
     asyncio.run(pipeline._sweep())
     assert len(producer.sent) == 12
 
+
+
+def test_a_tombstone_is_ticked_once_its_whole_due_minute_has_passed(pipeline):
+    """Tombstones are indexed by due minute: at most a minute late, in a list rather than one by one."""
+    retention = pipeline.limits.dedupe_retention_ms
+    done_at = 1_795_399_980_000  # a minute boundary: the tombstone is due at done_at + retention
+    assert (done_at + retention) % TOMBSTONE_BUCKET_MS == 0
+    tombstone = {"p": 0, "ev": [], "seen": {"e1": 1}, "fin": done_at + 1, "fo": 1, "sent": [], "st": None,
+                 "last": done_at, "done": 1, "end": None, "arr": done_at - 30_000}
+    in_flight = dict(tombstone, done=0, ev=[[done_at, "contact.queued", "sales", "voice", 0, "e2", 2]],
+                     seen={"e2": 2}, fin=0, fo=-1)
+    pipeline._index(0, "c-done", tombstone)
+    pipeline._index(0, "c-live", in_flight)
+    assert pipeline.tracked_contacts() == 2
+    assert "c-done" not in pipeline.due[0]
+
+    def sweep_partition_0(newest_event_ms: int) -> list[str]:
+        pipeline.clocks[0] = PartitionClock(stream_time_ms=newest_event_ms, last_event_monotonic=float("inf"))
+        pipeline.sweep_slot = -1  # slot 0 next
+        producer = pipeline.app.producer
+        before = len(producer.sent)
+        asyncio.run(pipeline._sweep())
+        return [contact for _, tick in producer.sent[before:] for contact in tick["c"]]
+
+    skew = pipeline.limits.skew_ms
+    assert sweep_partition_0(done_at + 1 + skew) == ["c-live"]  # its event is final at watermark done_at + 1
+    # Due at done_at + retention, in the minute that ends a minute later: ticked only then.
+    assert sweep_partition_0(done_at + retention + skew) == []
+    assert sweep_partition_0(done_at + retention + TOMBSTONE_BUCKET_MS - 2 + skew) == []
+    assert sweep_partition_0(done_at + retention + TOMBSTONE_BUCKET_MS - 1 + skew) == ["c-done"]
+    assert pipeline.tracked_contacts() == 1  # the live one, being finalised
