@@ -396,10 +396,7 @@ class Pipeline:
         not in _on_assigned: a quick recovery can finish before that signal is sent.
         """
         self.ready = False
-        self.due.clear()
-        self.heaps.clear()
-        self.tombstones.clear()
-        self.tombstone_heaps.clear()
+        self._clear_due_index()
         # Queue changes not written yet are dropped: their facts were not committed (defer_commits),
         # so they are read again, and applied to the states recovery restores (queue_exports).
         self.queue_generation += 1
@@ -422,10 +419,7 @@ class Pipeline:
         if not await self._declare_outputs():
             return  # never ready: the worker is stopping
         owned = self.active_partitions(self.batch_topic.get_topic_name())
-        self.due.clear()
-        self.heaps.clear()
-        self.tombstones.clear()
-        self.tombstone_heaps.clear()
+        self._clear_due_index()
         for contact_id, state in self.contacts.items():
             if state and state.get("p") in owned:
                 self._index(state["p"], contact_id, state)
@@ -477,6 +471,13 @@ class Pipeline:
                 await topic.maybe_declare()
             except Exception as problem:
                 raise RuntimeError(f"cannot create the topic {name}: {problem}") from problem
+
+    def _clear_due_index(self) -> None:
+        """Forget every contact's due time (rebuilt from the table after recovery)."""
+        self.due.clear()
+        self.heaps.clear()
+        self.tombstones.clear()
+        self.tombstone_heaps.clear()
 
     def _index(self, partition: int, contact_id: str, state: dict | None) -> None:
         """Remember when `state` is next due for a tick (a state of None is deleted: forget it).
